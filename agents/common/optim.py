@@ -1,0 +1,94 @@
+"""Small optimisation helpers for natural-gradient methods (TRPO), each unit-tested."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+
+def flat_grad(
+    output: torch.Tensor,
+    params: Sequence[torch.nn.Parameter],
+    retain_graph: bool = False,
+    create_graph: bool = False,
+) -> torch.Tensor:
+    """Gradient of a scalar ``output`` w.r.t. ``params`` as one flat vector.
+
+    Parameters that ``output`` does not depend on contribute zeros, so the vector always
+    lines up with :func:`torch.nn.utils.parameters_to_vector` of the same ``params``.
+    """
+    grads = torch.autograd.grad(
+        output, params, retain_graph=retain_graph, create_graph=create_graph, allow_unused=True
+    )
+    return torch.cat(
+        [
+            (torch.zeros_like(p) if g is None else g).reshape(-1)
+            for g, p in zip(grads, params, strict=True)
+        ]
+    )
+
+
+def conjugate_gradient(
+    matvec: Callable[[torch.Tensor], torch.Tensor],
+    b: torch.Tensor,
+    max_iter: int = 10,
+    residual_tol: float = 1e-10,
+) -> torch.Tensor:
+    """Solve ``A x = b`` for a symmetric positive-definite ``A`` given only ``x -> A x``.
+
+    TRPO never forms the Fisher matrix (parameters x parameters); it only needs
+    Fisher-vector products, and a few CG iterations give a good enough natural gradient.
+    """
+    x = torch.zeros_like(b)
+    r = b.clone()
+    p = b.clone()
+    r_dot = r @ r
+    for _ in range(max_iter):
+        if r_dot <= residual_tol:
+            break
+        a_p = matvec(p)
+        alpha = r_dot / (p @ a_p)
+        x += alpha * p
+        r -= alpha * a_p
+        new_r_dot = r @ r
+        p = r + (new_r_dot / r_dot) * p
+        r_dot = new_r_dot
+    return x
+
+
+def backtracking_line_search(
+    params: Sequence[torch.nn.Parameter],
+    full_step: torch.Tensor,
+    evaluate: Callable[[], tuple[float, float]],
+    max_kl: float,
+    max_backtracks: int = 10,
+    backtrack_coeff: float = 0.8,
+) -> float:
+    """Shrink a proposed step until it improves the surrogate and respects the KL bound.
+
+    Args:
+        params: The parameters the step applies to (updated in place).
+        full_step: The flat step (e.g. the scaled natural gradient).
+        evaluate: Returns ``(surrogate_improvement, kl)`` at the current parameters,
+            where the improvement is measured against the parameters before the step.
+        max_kl: Trust-region radius: the mean KL(old || new) may not exceed it.
+        max_backtracks: How many step sizes ``backtrack_coeff**k`` to try.
+        backtrack_coeff: Shrink factor per try.
+
+    Returns:
+        The accepted step fraction, or 0.0 when no fraction passed; then the parameters
+        are restored exactly to their values before the call.
+    """
+    old = parameters_to_vector(params).detach().clone()
+    fraction = 1.0
+    for _ in range(max_backtracks):
+        vector_to_parameters(old + fraction * full_step, params)
+        with torch.no_grad():
+            improvement, kl = evaluate()
+        if kl <= max_kl and improvement > 0:
+            return fraction
+        fraction *= backtrack_coeff
+    vector_to_parameters(old, params)
+    return 0.0

@@ -1,0 +1,128 @@
+"""GAE, conjugate gradient, line search and the rollout buffer (no env, no encoder)."""
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+from textgym.agents.common.buffers import RolloutBuffer, compact_dtype
+from textgym.agents.common.gae import compute_gae
+from textgym.agents.common.optim import backtracking_line_search, conjugate_gradient, flat_grad
+
+
+def col(*xs):
+    return np.array(xs, dtype=np.float32)[:, None]
+
+
+def test_gae_terminated_does_not_bootstrap():
+    # gamma = lambda = 0.5, V = 0.5 everywhere; deltas 0.75, 0.75, 1 + 0 - 0.5 = 0.5
+    adv, ret = compute_gae(
+        col(1, 1, 1), col(0.5, 0.5, 0.5), col(0.5, 0.5, 9.0), col(0, 0, 1), col(0, 0, 0), 0.5, 0.5
+    )
+    np.testing.assert_allclose(adv[:, 0], [0.96875, 0.875, 0.5])
+    np.testing.assert_allclose(ret[:, 0], [1.46875, 1.375, 1.0])
+
+
+def test_gae_truncated_bootstraps_from_final_observation():
+    # last delta = 1 + 0.5 * V(final obs)=2 - 0.5 = 1.5
+    adv, _ = compute_gae(
+        col(1, 1, 1), col(0.5, 0.5, 0.5), col(0.5, 0.5, 2.0), col(0, 0, 0), col(0, 0, 1), 0.5, 0.5
+    )
+    np.testing.assert_allclose(adv[:, 0], [1.03125, 1.125, 1.5])
+
+
+def test_gae_cuts_recursion_at_episode_end_per_slot():
+    rewards = np.array([[1, 1], [1, 1]], np.float32)
+    values = np.full((2, 2), 0.5, np.float32)
+    next_values = np.full((2, 2), 0.5, np.float32)
+    terminated = np.array([[1, 0], [0, 0]], bool)
+    adv, _ = compute_gae(rewards, values, next_values, terminated, np.zeros((2, 2)), 0.5, 0.5)
+    assert adv[0, 0] == pytest.approx(0.5)  # its episode ended: nothing from row 1
+    assert adv[0, 1] == pytest.approx(0.75 + 0.25 * 0.75)
+
+
+def test_gae_lambda_one_gives_monte_carlo_returns_whatever_the_values():
+    values = np.random.default_rng(0).normal(size=(3, 1)).astype(np.float32)
+    next_values = np.concatenate([values[1:], [[0.0]]])
+    _, ret = compute_gae(col(1, 1, 1), values, next_values, col(0, 0, 1), col(0, 0, 0), 0.5, 1.0)
+    np.testing.assert_allclose(ret[:, 0], [1.75, 1.5, 1.0], rtol=1e-6)
+
+
+def test_conjugate_gradient_solves_spd_system():
+    g = torch.Generator().manual_seed(0)
+    m = torch.randn(6, 6, generator=g, dtype=torch.float64)
+    a = m @ m.T + 6 * torch.eye(6, dtype=torch.float64)
+    b = torch.randn(6, generator=g, dtype=torch.float64)
+    x = conjugate_gradient(lambda v: a @ v, b, max_iter=20)
+    torch.testing.assert_close(x, torch.linalg.solve(a, b))
+
+
+def test_flat_grad_matches_parameter_layout_and_fills_unused_with_zeros():
+    w = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    unused = torch.nn.Parameter(torch.ones(3))
+    grad = flat_grad((w**2).sum(), [w, unused])
+    torch.testing.assert_close(grad, torch.tensor([2.0, 4.0, 0, 0, 0]))
+
+
+def _line_search(kl_of_step, improvement=1.0):
+    theta = torch.nn.Parameter(torch.zeros(2))
+    step = torch.tensor([1.0, 0.0])
+
+    def evaluate():
+        return improvement, kl_of_step(theta.detach())
+
+    frac = backtracking_line_search([theta], step, evaluate, max_kl=0.1, backtrack_coeff=0.5)
+    return frac, theta.detach()
+
+
+def test_line_search_rejects_step_that_breaks_kl_bound():
+    # KL = |theta|^2: the full step has KL 1 > 0.1; 0.25 has 0.0625 <= 0.1
+    frac, theta = _line_search(lambda t: float((t**2).sum()))
+    assert frac == 0.25
+    torch.testing.assert_close(theta, torch.tensor([0.25, 0.0]))
+
+
+def test_line_search_restores_parameters_when_nothing_passes():
+    frac, theta = _line_search(lambda t: 1.0)
+    assert frac == 0.0
+    torch.testing.assert_close(theta, torch.zeros(2))
+    frac, theta = _line_search(lambda t: 0.0, improvement=-1.0)
+    assert frac == 0.0
+    torch.testing.assert_close(theta, torch.zeros(2))
+
+
+def test_compact_dtype_picks_smallest_integer_type():
+    assert compact_dtype(spaces.Box(0, 1, (3,), np.int32)) == np.uint8
+    assert compact_dtype(spaces.Box(0, 30521, (3,), np.int32)) == np.uint16
+    assert compact_dtype(spaces.Box(-1, 70000, (3,), np.int32)) == np.int32
+
+
+def test_buffer_stores_contexts_once_and_batches_whole_contexts():
+    space = spaces.Dict(
+        {
+            "input_ids": spaces.Box(0, 99, (5,), np.int32),
+            "word_index": spaces.Box(0, 3, (1,), np.int32),
+        }
+    )
+    buf = RolloutBuffer(space, ["input_ids"], n_steps=4, num_envs=2)
+    obs = {"input_ids": np.array([[1] * 5, [2] * 5]), "word_index": np.zeros((2, 1))}
+    ctx = buf.add_contexts(obs, np.array([0, 1]))
+    for t in range(4):
+        if t == 2:  # slot 1 starts a new episode
+            obs = {"input_ids": np.array([[1] * 5, [3] * 5]), "word_index": np.zeros((2, 1))}
+            ctx = np.array([ctx[0], buf.add_contexts(obs, np.array([1]))[0]])
+        obs["word_index"] = np.full((2, 1), t)
+        buf.add(obs, ctx, np.array([t, t]), np.zeros(2), np.zeros(2))
+        buf.add_outcome(np.ones(2), np.zeros(2), np.zeros(2), np.zeros(2))
+    assert buf.full
+    buf.finalize()
+    assert buf.num_contexts == 3 and buf.contexts["input_ids"].dtype == np.uint8
+    assert buf.obs["word_index"].shape == (4, 2, 1)
+    batches = list(buf.minibatches(2, np.random.default_rng(0), "cpu"))
+    assert sum(len(b.actions) for b in batches) == 8
+    for b in batches:
+        # each step's context row holds the ids of the slot that produced it
+        ids = b.contexts["input_ids"][b.ctx_index, 0]
+        assert len(b.contexts["input_ids"]) <= 2
+        assert set(ids.tolist()) <= {1, 2, 3}
+    whole = buf.get(np.arange(8), "cpu")
+    assert whole.contexts["input_ids"][whole.ctx_index, 0].tolist() == [1, 2, 1, 2, 1, 3, 1, 3]
