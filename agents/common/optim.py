@@ -11,11 +11,12 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 def flat_grad(
     output: torch.Tensor,
     params: Sequence[torch.nn.Parameter],
-    retain_graph: bool = False,
+    retain_graph: bool | None = None,
     create_graph: bool = False,
 ) -> torch.Tensor:
     """Gradient of a scalar ``output`` w.r.t. ``params`` as one flat vector.
 
+    ``retain_graph`` defaults to ``create_graph``, as in ``torch.autograd.grad``.
     Parameters that ``output`` does not depend on contribute zeros, so the vector always
     lines up with :func:`torch.nn.utils.parameters_to_vector` of the same ``params``.
     """

@@ -54,6 +54,15 @@ class ActorCritic(nn.Module):
     def context_keys(self) -> tuple[str, ...]:
         return CONTEXT_KEYS[self.task]
 
+    def value_parameters(self) -> list[nn.Parameter]:
+        """Parameters only the value head uses (the critic TRPO fits by regression)."""
+        return list(self.trunk.value.parameters())
+
+    def policy_parameters(self) -> list[nn.Parameter]:
+        """Every other parameter: what the policy's distribution depends on."""
+        value = {id(p) for p in self.value_parameters()}
+        return [p for p in self.parameters() if id(p) not in value]
+
     def config(self) -> dict[str, Any]:
         """JSON-serialisable description from which :func:`policy_from_config` rebuilds it."""
         return {
@@ -123,7 +132,9 @@ class _Trunk(nn.Module):
         super().__init__()
         self.body = nn.Sequential(nn.Linear(in_dim, dim), nn.Tanh())
         self.policy = nn.Linear(dim, n_actions)
-        self.value = nn.Linear(dim, 1)
+        # a small MLP of its own: TRPO regresses the critic on these weights only, which
+        # leaves the (trust-region constrained) policy untouched
+        self.value = nn.Sequential(nn.Linear(dim, dim), nn.Tanh(), nn.Linear(dim, 1))
         # small initial logits: a near-uniform start keeps every tag explored
         nn.init.normal_(self.policy.weight, std=0.01)
         nn.init.zeros_(self.policy.bias)

@@ -1,0 +1,24 @@
+"""textgym.agents: REINFORCE, TRPO and PPO with transformer policies, on the public env interface.
+
+from textgym.agents import PPO
+model = PPO("TextNER-v0", policy="minilm", seed=0)
+model.learn(20_000)
+model.save("runs/ner-ppo")
+model = PPO.load("runs/ner-ppo")
+"""
+
+from .common.on_policy import ALGORITHMS, OnPolicyAlgorithm
+from .ppo import PPO, PPOSettings
+from .reinforce import REINFORCE, ReinforceSettings
+from .trpo import TRPO, TRPOSettings
+
+__all__ = [
+    "ALGORITHMS",
+    "PPO",
+    "REINFORCE",
+    "TRPO",
+    "OnPolicyAlgorithm",
+    "PPOSettings",
+    "ReinforceSettings",
+    "TRPOSettings",
+]

@@ -1,0 +1,115 @@
+"""Crash-safe files: everything is written to a temporary file, fsynced, then renamed.
+
+A run killed at any moment leaves either the old file or the new one, never half of
+one. Weights go to safetensors and everything else to JSON: loading a checkpoint never
+unpickles (and so never runs) anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from textgym.errors import TextgymError
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (tmp file in the same dir + fsync + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def atomic_save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> None:
+    """Save tensors as safetensors, atomically (shared storage is copied apart first)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError as err:
+        raise TextgymError(f"{path}: not found (is this a textgym checkpoint?)") from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise TextgymError(f"{path}: corrupt or truncated JSON ({err})") from err
+
+
+def read_tensors(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
+    """Load a safetensors file; anything else (a pickle, a truncated file) is refused."""
+    try:
+        return load_file(str(path), device=str(device))
+    except FileNotFoundError as err:
+        raise TextgymError(f"{path}: not found (is this a textgym checkpoint?)") from err
+    except Exception as err:  # safetensors raises its own error types for bad headers
+        raise TextgymError(
+            f"{path}: not a valid safetensors file ({err}); textgym never loads pickles"
+        ) from err
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Move the finished directory ``tmp`` to ``final``, keeping the old one until done.
+
+    While the swap runs, ``final.old`` holds the previous version: :func:`resolve_dir`
+    falls back to it if the process dies between the two renames.
+    """
+    old = final.with_name(final.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    _fsync_dir(final.parent)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def resolve_dir(path: Path) -> Path:
+    """``path``, or its ``.old`` twin left by an interrupted :func:`replace_dir`."""
+    old = path.with_name(path.name + ".old")
+    if not path.exists() and old.exists():
+        return old
+    return path

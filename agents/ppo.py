@@ -1,0 +1,108 @@
+"""Proximal Policy Optimization (Schulman et al. 2017), clipped surrogate."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.distributions import kl_divergence
+
+from .common.on_policy import (
+    OnPolicyAlgorithm,
+    OnPolicySettings,
+    explained_variance,
+    normalize,
+    register_algorithm,
+)
+
+
+@dataclass
+class PPOSettings(OnPolicySettings):
+    """PPO hyperparameters (on top of :class:`OnPolicySettings`)."""
+
+    n_epochs: int = 4
+    """Passes over each rollout."""
+    clip_range: float = 0.2
+    """Probability-ratio clipping epsilon of the surrogate."""
+    clip_range_vf: float | None = None
+    """Clip the value change per update to this (None: no value clipping)."""
+    target_kl: float | None = None
+    """Stop the epochs early once the approximate KL to the rollout policy passes
+    1.5 x this (None: never)."""
+    kl_coef: float = 0.0
+    """Weight of a KL(policy || frozen initial policy) penalty (0: off). Keeps a
+    generator close to its starting point; costs one more encoder pass per minibatch."""
+
+
+@register_algorithm
+class PPO(OnPolicyAlgorithm):
+    """PPO with a shared-backbone transformer actor-critic; see :class:`PPOSettings`."""
+
+    name = "ppo"
+    settings_class = PPOSettings
+
+    def _setup(self) -> None:
+        super()._setup()
+        self.reference = None
+        if self.settings.kl_coef > 0:
+            self.reference = copy.deepcopy(self.policy).requires_grad_(False)
+
+    def train(self) -> dict[str, float]:
+        s, buf = self.settings, self.buffer
+        logs: dict[str, list[float]] = {
+            k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
+        }
+        if self.reference is not None:
+            logs["reference_kl"] = []
+        stop, epochs = False, 0
+        while epochs < s.n_epochs and not stop:
+            epochs += 1
+            for mb in buf.minibatches(s.batch_size, self.rng, self.device):
+                log_prob, entropy, values, dist = self.policy.evaluate_actions(
+                    mb.contexts, mb.ctx_index, mb.obs, mb.actions, mb.action_masks
+                )
+                mb_adv = normalize(mb.advantages) if s.normalize_advantage else mb.advantages
+                log_ratio = log_prob - mb.old_log_probs
+                ratio = log_ratio.exp()
+                policy_loss = torch.max(
+                    -mb_adv * ratio, -mb_adv * ratio.clamp(1 - s.clip_range, 1 + s.clip_range)
+                ).mean()
+                if s.clip_range_vf is not None:
+                    values = mb.old_values + (values - mb.old_values).clamp(
+                        -s.clip_range_vf, s.clip_range_vf
+                    )
+                value_loss = F.mse_loss(values, mb.returns)
+                loss = policy_loss - s.ent_coef * entropy.mean() + s.vf_coef * value_loss
+                if self.reference is not None:
+                    with torch.no_grad():
+                        ref_logits, _ = self.reference.heads(
+                            self.reference.encode(mb.contexts), mb.contexts, mb.ctx_index, mb.obs
+                        )
+                    ref = self.reference.distribution(ref_logits, mb.action_masks)
+                    ref_kl = kl_divergence(dist, ref).mean()
+                    loss = loss + s.kl_coef * ref_kl
+                    logs["reference_kl"].append(ref_kl.item())
+                with torch.no_grad():
+                    approx_kl = ((ratio - 1) - log_ratio).mean().item()
+                logs["policy_loss"].append(policy_loss.item())
+                logs["value_loss"].append(value_loss.item())
+                logs["entropy"].append(entropy.mean().item())
+                logs["approx_kl"].append(approx_kl)
+                logs["clip_fraction"].append(
+                    ((ratio - 1).abs() > s.clip_range).float().mean().item()
+                )
+                if s.target_kl is not None and approx_kl > 1.5 * s.target_kl:
+                    stop = True
+                    break
+                self.optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.policy.parameters(), s.max_grad_norm)
+                self.optimizer.step()
+        out = {f"train/{k}": float(np.mean(v)) for k, v in logs.items() if v}
+        out["train/n_epochs"] = epochs
+        out["train/learning_rate"] = self.optimizer.param_groups[0]["lr"]
+        out["train/explained_variance"] = explained_variance(buf.values, buf.returns)
+        return out
