@@ -2,7 +2,7 @@
 
 :func:`evaluate` runs every example of a split exactly once, in playlist mode
 (``reset(options={"indices": range(n)})``), and scores the predictions the envs report in
-``final_info`` with the task's corpus metric (:mod:`textgym.metrics`): seqeval entity F1 for
+``final_info`` / ``final_obs`` with the task's corpus metric (:mod:`textgym.metrics`): seqeval entity F1 for
 NER, accuracy and macro-F1 for classification, ROUGE-1/2/L for summarization.
 """
 
@@ -21,12 +21,30 @@ from textgym.errors import TextgymError
 
 __all__ = ["EvaluationResult", "evaluate", "slot_infos"]
 
-# final_info keys of each task: (prediction, gold).
+# Keys of each task's prediction and gold answer in EvaluationResult.predictions.
 _TASK_KEYS = {
     "ner": ("pred_tags", "gold_tags"),
     "classification": ("pred_label", "label"),
     "summarization": ("summary", "reference"),
 }
+
+
+def _answer(envs: Any, task: str, info: dict, final_obs: dict, slot: int) -> tuple[Any, Any]:
+    """(prediction, gold) of one finished episode.
+
+    The prediction comes from what the env reports (the final tags, the chosen label, the
+    decoded summary); the gold answer from the split's records. Words an NER episode
+    dropped for lack of room count as tagged ``O``, so their entities are missed.
+    """
+    env = envs.unwrapped
+    example = env.examples[info["index"]]
+    if task == "ner":
+        kept = len(example.words) - int(info["words_dropped"])
+        tags = [env.labels[t] for t in final_obs["tags"][slot, :kept]]
+        return tags + ["O"] * (len(example.words) - kept), list(example.tags)
+    if task == "classification":
+        return env.labels[int(info["pred"])], example.label
+    return info["summary"], example.target
 
 
 @dataclass
@@ -41,8 +59,8 @@ class EvaluationResult:
             ``_precision`` / ``_recall``.
         report: The metric table as text (seqeval's / scikit-learn's layout).
         predictions: One dict per example, in example order: ``index``, ``return``, the
-            prediction and the gold answer under the env's ``final_info`` keys
-            (``pred_tags``/``gold_tags``, ``pred_label``/``label``, ``summary``/``reference``).
+            prediction and the gold answer (``pred_tags``/``gold_tags``,
+            ``pred_label``/``label``, ``summary``/``reference``).
         mean_return: Mean undiscounted episode return.
         num_episodes: Episodes scored (the number of examples in the split).
     """
@@ -61,7 +79,7 @@ def _accepts_keyword(fn: Callable, name: str) -> bool:
         return False
 
 
-def _batch_policy(policy: Any, envs: gym.vector.VectorEnv) -> Callable[[dict], np.ndarray]:
+def _batch_policy(policy: Any, envs: gym.vector.VectorEnv) -> Callable[[dict, dict], np.ndarray]:
     """``obs -> actions`` for a callable or an SB3-style ``.predict`` policy."""
     action_masks = getattr(envs.unwrapped, "action_masks", None)
     sb3_style = hasattr(policy, "predict")
@@ -72,9 +90,12 @@ def _batch_policy(policy: Any, envs: gym.vector.VectorEnv) -> Callable[[dict], n
         )
     fn = policy.predict if sb3_style else policy
     pass_masks = action_masks is not None and _accepts_keyword(fn, "action_masks")
+    pass_infos = _accepts_keyword(fn, "infos")
 
-    def act(obs: dict) -> np.ndarray:
+    def act(obs: dict, infos: dict) -> np.ndarray:
         kwargs = {"action_masks": action_masks()} if pass_masks else {}
+        if pass_infos:
+            kwargs["infos"] = infos
         if sb3_style:
             actions, _ = fn(obs, deterministic=True, **kwargs)
         else:
@@ -119,11 +140,11 @@ def slot_infos(info: dict, num_envs: int) -> list[dict]:
 
 
 def _run_playlist(
-    envs: gym.vector.VectorEnv, act: Callable[[dict], np.ndarray], n: int
+    envs: gym.vector.VectorEnv, act: Callable[[dict, dict], np.ndarray], n: int
 ) -> list[tuple[dict, float]]:
     """Step ``envs`` until examples 0..n-1 have each finished once: (final_info, return)."""
     num_envs = envs.num_envs
-    obs, _ = envs.reset(seed=0, options={"indices": range(n)})
+    obs, infos = envs.reset(seed=0, options={"indices": range(n)})
     # Mirror of the env's playlist: slots take the next listed example as they finish (lowest
     # slot first). Episodes started after the list ran out are random draws and not scored.
     on_playlist = np.ones(num_envs, bool)
@@ -137,7 +158,7 @@ def _run_playlist(
                 f"the env finished every playlist episode but never reported examples {missing} "
                 "in final_info['index']"
             )
-        obs, rewards, terminated, truncated, infos = envs.step(act(obs))
+        obs, rewards, terminated, truncated, infos = envs.step(act(obs, infos))
         returns += rewards
         done = np.flatnonzero(np.logical_or(terminated, truncated))
         if len(done) == 0:
@@ -146,7 +167,8 @@ def _run_playlist(
         for slot in done:
             info = finished[slot]
             if on_playlist[slot] and info["index"] not in episodes:
-                episodes[info["index"]] = (info, float(returns[slot]))
+                pred, gold = _answer(envs, envs.unwrapped.task, info, infos["final_obs"], slot)
+                episodes[info["index"]] = ({"pred": pred, "gold": gold}, float(returns[slot]))
             on_playlist[slot] = assigned < n
             assigned += 1
             returns[slot] = 0.0
@@ -185,7 +207,9 @@ def evaluate(
             ``num_envs`` axis) and returning ``num_envs`` actions, or an object with an
             SB3-style ``predict(obs, deterministic=True) -> (actions, state)``. For envs with
             ``action_masks()`` (summarization), the masks are passed as the ``action_masks``
-            keyword when the callable or ``predict`` has a parameter of that name.
+            keyword when the callable or ``predict`` has a parameter of that name, and the
+            vector env's current ``infos`` (``infos["index"]``: each slot's example) as the
+            ``infos`` keyword likewise.
         env_id: A textgym env id, e.g. ``"TextNER-v0"``.
         split: The split to evaluate on.
         num_envs: Episodes run side by side (capped at the split size).
@@ -214,7 +238,7 @@ def evaluate(
 
     pred_key, gold_key = _TASK_KEYS[task]
     predictions = [
-        {"index": i, "return": ret, pred_key: info[pred_key], gold_key: info[gold_key]}
+        {"index": i, "return": ret, pred_key: info["pred"], gold_key: info["gold"]}
         for i, (info, ret) in enumerate(episodes)
     ]
     gold = [p[gold_key] for p in predictions]

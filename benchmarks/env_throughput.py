@@ -1,0 +1,104 @@
+"""Env throughput: single envs against CartPole-v1, native vector envs against SyncVectorEnv.
+
+    python benchmarks/env_throughput.py [--seconds 1.0] [--sizes 1 64 256 1024]
+
+Prints a table of steps/s and, last, the headline: TextNER native vector env-steps/s at
+the largest size. Targets (2-core CPU): TextNER single >= 0.5x CartPole-v1; native
+vector >= 30x SyncVectorEnv at 256 envs and >= 5M env-steps/s at 1024 envs for TextNER
+and TextClassification.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector.vector_env import AutoresetMode
+
+import textgym
+
+ENV_IDS = list(textgym.ENV_IDS)
+
+
+def _actions(space_n: int, eos: int | None, shape: tuple[int, ...], rng) -> np.ndarray:
+    if eos is not None:  # summaries: mostly words, sometimes EOS, so episodes end
+        return np.where(rng.random(shape) < 0.1, eos, rng.integers(1000, 20000, shape))
+    return rng.integers(space_n, size=shape)
+
+
+def single_steps_per_s(env_id: str, seconds: float) -> float:
+    env = gym.make(env_id)
+    base = env.unwrapped
+    eos = base.eos_token_id if getattr(base, "task", "") == "summarization" else None
+    rng = np.random.default_rng(0)
+    actions = _actions(env.action_space.n, eos, (4096,), rng).tolist()
+    env.reset(seed=0)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for a in actions[:256]:
+            _, _, terminated, truncated, _ = env.step(a)
+            if terminated or truncated:
+                env.reset()
+        steps += 256
+        actions = actions[256:] + actions[:256]
+    return steps / (time.perf_counter() - start)
+
+
+def vector_steps_per_s(envs, seconds: float, max_calls: int | None = None) -> float:
+    base = envs
+    eos = base.eos_token_id if getattr(base, "task", "") == "summarization" else None
+    n = envs.num_envs
+    rng = np.random.default_rng(0)
+    pool = _actions(envs.single_action_space.n, eos, (64, n), rng)
+    envs.reset(seed=0)
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds and (max_calls is None or calls < max_calls):
+        envs.step(pool[calls % 64])
+        calls += 1
+    return calls * n / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 64, 256, 1024])
+    args = parser.parse_args()
+
+    print("== single envs through gym.make (steps/s)")
+    cartpole = single_steps_per_s("CartPole-v1", args.seconds)
+    print(f"{'CartPole-v1':<24}{cartpole:>14,.0f}")
+    for env_id in ENV_IDS:
+        rate = single_steps_per_s(env_id, args.seconds)
+        print(f"{env_id:<24}{rate:>14,.0f}  ({rate / cartpole:.2f}x CartPole-v1)")
+
+    print("\n== vector envs (env-steps/s)")
+    print(f"{'env':<24}{'num_envs':>9}{'native':>14}{'sync':>12}{'ratio':>9}")
+    headline = 0.0
+    for env_id in ENV_IDS:
+        for n in args.sizes:
+            native = gym.make_vec(env_id, num_envs=n)
+            native_rate = vector_steps_per_s(native, args.seconds)
+            native.close()
+            sync = gym.make_vec(
+                env_id,
+                num_envs=n,
+                vectorization_mode="sync",
+                vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
+            )
+            sync_rate = vector_steps_per_s(sync, args.seconds, max_calls=max(3, 2000 // n))
+            sync.close()
+            print(
+                f"{env_id:<24}{n:>9}{native_rate:>14,.0f}{sync_rate:>12,.0f}{native_rate / sync_rate:>8.1f}x"
+            )
+            if env_id == "TextNER-v0" and n == max(args.sizes):
+                headline = native_rate
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\npeak RSS: {peak_mib:,.0f} MiB")
+    print(f"TextNER-v0 native vector env at {max(args.sizes)} envs: {headline:,.0f} env-steps/s")
+
+
+if __name__ == "__main__":
+    main()

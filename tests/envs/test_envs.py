@@ -1,0 +1,232 @@
+"""The environment contract, checked for every registered env id (model: Gymnasium's test_envs)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from gymnasium.vector.vector_env import AutoresetMode
+
+import textgym
+from textgym.envs import TextClassificationVectorEnv, TextNERVectorEnv, TextSummarizationVectorEnv
+
+ENV_IDS = list(textgym.ENV_IDS)
+VECTOR_CLASSES = {
+    "TextNER-v0": TextNERVectorEnv,
+    "TextClassification-v0": TextClassificationVectorEnv,
+    "TextSummarization-v0": TextSummarizationVectorEnv,
+}
+# Small windows keep the tests fast; the defaults are exercised by the checker tests.
+SMALL = {
+    "TextNER-v0": {"max_tokens": 48},
+    "TextClassification-v0": {"max_tokens": 32},
+    "TextSummarization-v0": {"max_source_tokens": 32, "max_summary_tokens": 6},
+}
+
+
+def rollout(env, seed, actions_from, steps=60):
+    """Observations, rewards and flags of ``steps`` steps, resetting after each episode."""
+    obs, info = env.reset(seed=seed)
+    trace = [(obs, info["index"])]
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        action = actions_from(env, rng)
+        obs, reward, terminated, truncated, info = env.step(action)
+        trace.append((obs, reward, terminated, truncated))
+        if terminated or truncated:
+            obs, info = env.reset()
+            trace.append((obs, info["index"]))
+    return trace
+
+
+def random_action(env, rng):
+    return int(rng.integers(env.action_space.n))
+
+
+def assert_same(a, b):
+    assert type(a) is type(b)
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert_same(a[k], b[k])
+    elif isinstance(a, (tuple, list)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert_same(x, y)
+    elif isinstance(a, np.ndarray):
+        np.testing.assert_array_equal(a, b)
+    else:
+        assert a == b
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_gymnasium_env_checker(env_id):
+    env = gym.make(env_id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gym_check_env(env.unwrapped, skip_render_check=False)
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_sb3_env_checker(env_id):
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    env = gym.make(env_id, **SMALL[env_id])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sb3_check_env(env, warn=True)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_attributes(env_id):
+    env = gym.make(env_id, **SMALL[env_id]).unwrapped
+    assert env.task in ("ner", "classification", "summarization")
+    assert env.vocab_size == 30522
+    assert env.pad_token_id == 0 and env.eos_token_id == 102
+    assert env.num_examples == len(env.examples) > 0
+    assert env.split == "train"
+    if env.task == "summarization":
+        assert env.labels == () and env.action_space.n == env.vocab_size
+    else:
+        assert env.action_space.n == len(env.labels) > 1
+    for space in env.observation_space.spaces.values():
+        assert isinstance(space, gym.spaces.Box) and space.dtype == np.int32
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_same_seed_same_episodes(env_id):
+    a = rollout(gym.make(env_id, **SMALL[env_id]), 7, random_action)
+    b = rollout(gym.make(env_id, **SMALL[env_id]), 7, random_action)
+    assert_same(a, b)
+    c = rollout(gym.make(env_id, **SMALL[env_id]), 8, random_action)
+    assert [t[1] for t in a if len(t) == 2] != [t[1] for t in c if len(t) == 2]
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_reset_index_opens_that_example(env_id):
+    env = gym.make(env_id, **SMALL[env_id])
+    for i in (0, 3, env.unwrapped.num_examples - 1):
+        obs, info = env.reset(options={"index": i})
+        assert info["index"] == i
+        assert_same(obs, env.reset(options={"index": i})[0])
+    with pytest.raises(ValueError, match="out of range"):
+        env.reset(options={"index": env.unwrapped.num_examples})
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_make_vec_is_native_and_same_step(env_id):
+    envs = gym.make_vec(env_id, num_envs=4, **SMALL[env_id])
+    assert isinstance(envs, VECTOR_CLASSES[env_id])
+    assert envs.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+    assert envs.single_observation_space == gym.make(env_id, **SMALL[env_id]).observation_space
+    obs, _ = envs.reset(seed=0)
+    assert envs.observation_space.contains(obs)
+
+
+def test_make_with_namespace_prefix_in_fresh_process():
+    code = "import gymnasium as gym; env = gym.make('textgym:TextNER-v0'); print(env.reset(seed=0)[1]['index'])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().isdigit()
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_vector_matches_single_envs(env_id):
+    n = 5
+    kwargs = SMALL[env_id]
+    singles = gym.vector.SyncVectorEnv(
+        [lambda: gym.make(env_id, **kwargs) for _ in range(n)],
+        autoreset_mode=AutoresetMode.SAME_STEP,
+    )
+    native = gym.make_vec(env_id, num_envs=n, **kwargs)
+    obs_s, info_s = singles.reset(seed=11)
+    obs_n, info_n = native.reset(seed=11)
+    assert_same(obs_s, obs_n)
+    np.testing.assert_array_equal(info_s["index"], info_n["index"])
+    rng = np.random.default_rng(0)
+    finished = 0
+    for _ in range(80):
+        if env_id == "TextSummarization-v0":
+            actions = np.where(
+                rng.random(n) < 0.2, native.eos_token_id, rng.integers(1000, 2000, n)
+            )
+        else:
+            actions = rng.integers(native.single_action_space.n, size=n)
+        obs_s, r_s, te_s, tr_s, info_s = singles.step(actions)
+        obs_n, r_n, te_n, tr_n, info_n = native.step(actions)
+        assert_same(obs_s, obs_n)
+        np.testing.assert_allclose(r_s, r_n, rtol=1e-6)
+        np.testing.assert_array_equal(te_s, te_n)
+        np.testing.assert_array_equal(tr_s, tr_n)
+        np.testing.assert_array_equal(info_s["index"], info_n["index"])
+        done = te_s | tr_s
+        for i in np.flatnonzero(done):
+            finished += 1
+            single_final = info_s["final_obs"][i]
+            for key, value in single_final.items():
+                np.testing.assert_array_equal(value, info_n["final_obs"][key][i])
+            assert info_s["final_info"]["index"][i] == info_n["final_info"]["index"][i]
+    assert finished > 5
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_bad_actions_and_step_after_end(env_id):
+    env = gym.make(env_id, **SMALL[env_id])
+    env.reset(seed=0)
+    n = env.action_space.n
+    with pytest.raises(ValueError, match=f"action {n} is not in the action space"):
+        env.step(n)
+    with pytest.raises(ValueError, match="not in the action space"):
+        env.step(-1)
+    envs = gym.make_vec(env_id, num_envs=3, **SMALL[env_id])
+    with pytest.raises(ValueError, match="step\\(\\) called before reset"):
+        envs.step(np.zeros(3, np.int64))
+    envs.reset(seed=0)
+    with pytest.raises(ValueError, match=f"action {n} is not in the action space"):
+        envs.step(np.array([0, n, 0]))
+    with pytest.raises(ValueError, match="one per env"):
+        envs.step(np.zeros(2, np.int64))
+    # Run one episode to its end, then step again.
+    env = gym.make(env_id, **SMALL[env_id]).unwrapped
+    env.reset(seed=0)
+    done = False
+    action = env.eos_token_id if env.task == "summarization" else 0
+    while not done:
+        _, _, terminated, truncated, _ = env.step(action)
+        done = terminated or truncated
+    with pytest.raises(ValueError, match="after the episode ended"):
+        env.step(action)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "kwargs", "message"),
+    [
+        ("TextNER-v0", {"max_tokens": 2}, "max_tokens must be an integer >= 3"),
+        ("TextNER-v0", {"reward_mode": "bleu"}, "unknown reward_mode 'bleu'"),
+        ("TextClassification-v0", {"max_tokens": 1}, "max_tokens must be an integer >= 2"),
+        ("TextSummarization-v0", {"rouge": "rouge3"}, "unknown rouge 'rouge3'"),
+        ("TextSummarization-v0", {"constraint": "vocab"}, "unknown constraint 'vocab'"),
+        ("TextNER-v0", {"split": "tset"}, "no split .tset.; valid splits: train, validation, test"),
+        ("TextNER-v0", {"render_mode": "rgb_array"}, "unknown render_mode"),
+    ],
+)
+def test_bad_kwargs_fail_at_construction(env_id, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        gym.make(env_id, **kwargs)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_render_ansi_and_human(env_id, capsys):
+    env = gym.make(env_id, render_mode="ansi", **SMALL[env_id])
+    env.reset(seed=0)
+    text = env.render()
+    assert isinstance(text, str) and "of train" in text
+    env = gym.make(env_id, render_mode="human", **SMALL[env_id])
+    env.reset(seed=0)
+    assert env.render() is None
+    assert "of train" in capsys.readouterr().out

@@ -1,0 +1,472 @@
+"""What the three tasks share: loading a split, choosing episodes, the vector-env plumbing.
+
+Episode choice is counter-based: episode ``k`` of an env whose stream key is ``key`` opens
+example ``mix(key, k) % num_examples``. The key is drawn from the env's ``np_random`` when
+it is seeded, so ``reset(seed=s)`` makes the whole sequence of episodes a pure function of
+``s``, and a native vector env computes every slot's next example with one vectorised call
+(slot ``i`` of a vector env reset with seed ``s`` plays exactly what a single env reset with
+seed ``s + i`` plays).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.utils import seeding
+from gymnasium.vector import VectorEnv
+from gymnasium.vector.utils import batch_space
+from gymnasium.vector.vector_env import AutoresetMode
+
+from textgym.corpora import Corpus, load_corpus
+from textgym.errors import TextgymError
+from textgym.tokenizer import TextTokenizer, cached_arrays
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a bijective, well-spread hash of uint64 values."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def episode_indices(keys: np.ndarray, counters: np.ndarray, num_examples: int) -> np.ndarray:
+    """Example index of episode ``counters[i]`` of the stream ``keys[i]`` (vectorised)."""
+    with np.errstate(over="ignore"):
+        mixed = _mix64(keys.astype(np.uint64) + counters.astype(np.uint64) * _GOLDEN)
+    return (mixed % np.uint64(num_examples)).astype(np.int64)
+
+
+def draw_key(rng: np.random.Generator) -> np.uint64:
+    """A stream key drawn from a seeded generator."""
+    return np.uint64(rng.integers(0, 2**63, dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """One split of a corpus, tokenized: what an env of that configuration reads.
+
+    Attributes:
+        corpus: The whole corpus (all splits, label set, fingerprint).
+        split: The split name.
+        examples: The split's records (words and gold tags, text and label, ...), for
+            rendering and evaluation; agents read observations, never these.
+        arrays: Read-only int32 arrays, one row per example, shared by every env of the
+            process.
+        tokenizer: The tokenizer that produced ``arrays``.
+    """
+
+    corpus: Corpus
+    split: str
+    examples: tuple
+    arrays: dict[str, np.ndarray]
+    tokenizer: TextTokenizer
+
+
+def load_task_data(
+    task: str,
+    dataset: str | os.PathLike | None,
+    split: str,
+    tokenizer: str | os.PathLike | None,
+    lengths: dict[str, int],
+    build: Callable[[TextTokenizer, tuple, tuple[str, ...]], dict[str, np.ndarray]],
+    dataset_kwargs: dict[str, Any],
+) -> TaskData:
+    """Read the corpus and tokenize one split (cached in memory and on disk)."""
+    corpus = load_corpus(task, dataset, **dataset_kwargs)
+    examples = corpus.split(split)
+    if len(examples) == 0:
+        raise TextgymError(f"split {split!r} of dataset {corpus.name!r} has no examples")
+    key = {"task": task, "corpus": corpus.fingerprint, "split": split, **lengths}
+    arrays, tok = cached_arrays(key, tokenizer, lambda t: build(t, examples, corpus.labels))
+    return TaskData(corpus, split, examples, arrays, tok)
+
+
+def check_length(name: str, value: Any, minimum: int) -> int:
+    """Validate an integer length kwarg."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise TextgymError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    """Validate a kwarg that takes one of a few strings."""
+    if value not in choices:
+        raise TextgymError(
+            f"unknown {name} {value!r}; valid values: {', '.join(map(repr, choices))}"
+        )
+    return value
+
+
+def int_box(high: int | np.ndarray, shape: tuple[int, ...], low: int = 0) -> gym.spaces.Box:
+    """An int32 Box (the only kind of observation space textgym uses)."""
+    return gym.spaces.Box(low=low, high=high, shape=shape, dtype=np.int32)
+
+
+class ObsLayout:
+    """Observations packed row-major in one int32 block: ``(num_rows, width)``.
+
+    Key ``k`` is the column range ``slices[k]`` of the block, reshaped to the key's shape,
+    so resetting a slot is one row copy from a table of initial observations, and copying
+    a whole batched observation is one ``memcpy`` and one allocation (at 1024 envs that
+    is most of the cost of a step). The per-key arrays are views with a row stride of
+    ``width``; numpy, torch and stable-baselines3 read them as they are.
+    """
+
+    def __init__(self, space: gym.spaces.Dict):
+        self.slices: dict[str, tuple[int, int, tuple[int, ...]]] = {}
+        offset = 0
+        for key, sub in space.spaces.items():
+            size = int(np.prod(sub.shape))
+            self.slices[key] = (offset, offset + size, tuple(sub.shape))
+            offset += size
+        self.width = offset
+
+    def views(self, block: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-key views of a ``(rows, width)`` block (or of one ``(width,)`` row)."""
+        lead = block.shape[:-1]
+        return {
+            k: block[..., a:b].reshape(*lead, *shape) for k, (a, b, shape) in self.slices.items()
+        }
+
+    def pack(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+        """One ``(N, width)`` block from per-key ``(N, *shape)`` arrays (or scalars)."""
+        n = max(len(v) for v in columns.values() if np.ndim(v))
+        block = np.empty((n, self.width), np.int32)
+        for key, (a, b, _) in self.slices.items():
+            block[:, a:b] = (
+                np.reshape(columns[key], (n, b - a)) if np.ndim(columns[key]) else columns[key]
+            )
+        block.setflags(write=False)
+        return block
+
+
+class BlockPool:
+    """Recycles large output arrays that nobody references any more.
+
+    A batched observation at 1024 envs is megabytes; allocating a fresh one per step makes
+    the allocator map and fault in new pages every time, which costs more than the step.
+    The pool hands out a block again only when its reference count shows that the caller
+    has dropped every view of it, so a returned observation is never overwritten.
+    """
+
+    def __init__(self, shape: tuple[int, ...], size: int = 4):
+        self.shape = shape
+        self.blocks: list[np.ndarray] = []
+        self.size = size
+
+    def get(self) -> np.ndarray:
+        for block in self.blocks:
+            # References: the pool's list, this loop variable and getrefcount's argument.
+            if sys.getrefcount(block) <= 3:
+                return block
+        block = np.empty(self.shape, np.int32)
+        if len(self.blocks) >= self.size:
+            self.blocks.pop(0)  # its holder keeps it; the pool forgets it
+        self.blocks.append(block)
+        return block
+
+
+#: Tables of first observations by (arrays, layout parameters): one per process.
+_INITIAL: dict[tuple, np.ndarray] = {}
+
+
+class TaskEnvMixin:
+    """Attributes every textgym env exposes, single or batched (see DESIGN.md)."""
+
+    task: str
+    data: TaskData
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Label names; action ``i`` of a tagging or classification env means ``labels[i]``."""
+        return self.data.corpus.labels
+
+    @property
+    def vocab_size(self) -> int:
+        return self.data.tokenizer.info.vocab_size
+
+    @property
+    def pad_token_id(self) -> int:
+        return self.data.tokenizer.info.pad_token_id
+
+    @property
+    def eos_token_id(self) -> int:
+        return self.data.tokenizer.info.eos_token_id
+
+    @property
+    def tokenizer_name(self) -> str:
+        return self.data.tokenizer.info.name
+
+    @property
+    def num_examples(self) -> int:
+        return len(self.data.examples)
+
+    @property
+    def split(self) -> str:
+        return self.data.split
+
+    @property
+    def dataset(self) -> str:
+        return self.data.corpus.name
+
+    @property
+    def examples(self) -> tuple:
+        """The split's records, for rendering and evaluation (gold labels included)."""
+        return self.data.examples
+
+    def _check_index(self, index: Any) -> int:
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise TextgymError(f"options['index'] must be an integer, got {index!r}")
+        if not 0 <= index < self.num_examples:
+            raise TextgymError(
+                f"options['index']={index} is out of range for split {self.split!r} "
+                f"with {self.num_examples} examples"
+            )
+        return int(index)
+
+
+class TextEnv(TaskEnvMixin, gym.Env):
+    """Base of the single envs: episode choice and the step-after-end guard."""
+
+    metadata = {"render_modes": ["ansi", "human"], "render_fps": 4}
+
+    def __init__(self, render_mode: str | None = None):
+        if render_mode is not None:
+            check_choice("render_mode", render_mode, self.metadata["render_modes"])
+        self.render_mode = render_mode
+        self._key: np.uint64 | None = None
+        self._counter = 0
+        self._index = 0
+        self._done = True
+
+    def _init_observations(
+        self, space: gym.spaces.Dict, initial: Callable[[], dict[str, Any]], key: tuple
+    ) -> None:
+        """Set the observation space and the table of each example's first observation.
+
+        Args:
+            space: The observation space.
+            initial: Per-key ``(num_examples, *shape)`` arrays (or scalars) of first
+                observations; called once per process for a given ``key``.
+            key: What the table depends on besides the data (lengths, label count).
+        """
+        self.observation_space = space
+        self._layout = ObsLayout(space)
+        memo_key = (id(self.data.arrays["input_ids"]), *key)
+        if memo_key not in _INITIAL:
+            _INITIAL[memo_key] = self._layout.pack(initial())
+        self._initial = _INITIAL[memo_key]
+        self._block = np.zeros((1, self._layout.width), np.int32)
+        self._obs = self._layout.views(self._block)
+        self._indices = np.zeros(1, np.int64)
+
+    def _start_episode(self, seed: int | None, options: dict | None) -> int:
+        """Call after ``super().reset(seed=seed)``: open the next (or the requested) example."""
+        index = self._choose_index(seed, options)
+        self._indices[0] = index
+        self._block[0] = self._initial[index]
+        return index
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        return self._layout.views(self._block[0].copy())
+
+    def _choose_index(self, seed: int | None, options: dict | None) -> int:
+        """Call after ``super().reset(seed=seed)``: the example the new episode opens."""
+        if seed is not None or self._key is None:
+            self._key = draw_key(self.np_random)
+            self._counter = 0
+        if options and "index" in options:
+            index = self._check_index(options["index"])
+        else:
+            index = int(
+                episode_indices(
+                    np.array([self._key]), np.array([self._counter]), self.num_examples
+                )[0]
+            )
+            self._counter += 1
+        self._index = index
+        self._done = False
+        return index
+
+    def _check_action(self, action: Any) -> int:
+        if self._done:
+            raise TextgymError("step() called after the episode ended: call reset() first")
+        if isinstance(action, np.ndarray) and action.shape == () or isinstance(action, np.generic):
+            action = action.item()
+        if (
+            isinstance(action, bool)
+            or not isinstance(action, int)
+            or not 0 <= action < self.action_space.n
+        ):
+            raise TextgymError(f"action {action!r} is not in the action space {self.action_space}")
+        return action
+
+    def render(self) -> str | None:
+        text = self._render_text()
+        if self.render_mode == "human":
+            print(text)
+            return None
+        return text
+
+    def _render_text(self) -> str:
+        raise NotImplementedError
+
+
+class TextVectorEnv(TaskEnvMixin, VectorEnv):
+    """Base of the native batched envs (same-step autoreset).
+
+    Observations live in preallocated ``(num_envs, ...)`` buffers that ``step`` updates
+    in place; with ``copy=True`` (the default, as in Gymnasium's vector envs) a fresh
+    copy is returned each call, with ``copy=False`` the buffers themselves (valid until
+    the next call). ``infos["final_obs"]`` holds, for the slots that finished this step,
+    their last observation, batched like ``obs``: rows are valid where ``infos["_final_obs"]``
+    is True, other rows are unspecified.
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+
+    def __init__(self, num_envs: int, single_env: TextEnv, copy: bool = True):
+        self.num_envs = check_length("num_envs", num_envs, 1)
+        self.copy = copy
+        self.render_mode = None
+        self.single_observation_space = single_env.observation_space
+        self.single_action_space = single_env.action_space
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._layout = single_env._layout
+        self._initial = single_env._initial
+        self._block = np.zeros((self.num_envs, self._layout.width), np.int32)
+        self._obs = self._layout.views(self._block)
+        self._obs_pool = BlockPool(self._block.shape)
+        self._final_pool = BlockPool(self._block.shape)
+        self._keys = np.zeros(self.num_envs, np.uint64)
+        self._counters = np.zeros(self.num_envs, np.uint64)
+        self._seeded = False
+        self._indices = np.zeros(self.num_envs, np.int64)
+        self._playlist = np.zeros(0, np.int64)
+        self._playlist_pos = 0
+        self._all = np.ones(self.num_envs, bool)
+        self._all.setflags(write=False)
+        self._needs_reset = True
+
+    # -- episode choice -----------------------------------------------------------------
+    def _seed(self, seed: int | Sequence[int] | None) -> None:
+        if seed is None and self._seeded:
+            return
+        if seed is None:
+            seeds: list[int | None] = [None] * self.num_envs
+            rng = self.np_random
+            self._keys[:] = [draw_key(rng) for _ in range(self.num_envs)]
+        else:
+            if isinstance(seed, (int, np.integer)):
+                seeds = [int(seed) + i for i in range(self.num_envs)]
+                self._np_random, self._np_random_seed = seeding.np_random(int(seed))
+            else:
+                seeds = list(seed)
+                if len(seeds) != self.num_envs:
+                    raise TextgymError(f"reset got {len(seeds)} seeds for {self.num_envs} envs")
+            self._keys[:] = [draw_key(seeding.np_random(s)[0]) for s in seeds]
+        self._counters[:] = 0
+        self._seeded = True
+
+    def _draw(self, slots: np.ndarray) -> np.ndarray:
+        """Next example for each slot in ``slots`` (playlist first, then the streams)."""
+        out = np.empty(len(slots), np.int64)
+        take = min(len(slots), len(self._playlist) - self._playlist_pos)
+        if take > 0:
+            out[:take] = self._playlist[self._playlist_pos : self._playlist_pos + take]
+            self._playlist_pos += take
+        rest = slots[take:]
+        if len(rest):
+            out[take:] = episode_indices(self._keys[rest], self._counters[rest], self.num_examples)
+            self._counters[rest] += np.uint64(1)
+        return out
+
+    def reset(self, *, seed: int | Sequence[int] | None = None, options: dict | None = None):
+        self._seed(seed)
+        options = options or {}
+        self._playlist = np.zeros(0, np.int64)
+        self._playlist_pos = 0
+        slots = np.arange(self.num_envs)
+        if "index" in options:
+            index = np.asarray(options["index"])
+            if index.shape != (self.num_envs,):
+                raise TextgymError(
+                    f"options['index'] must hold one example index per env ({self.num_envs}), "
+                    f"got shape {index.shape}"
+                )
+            indices = np.array([self._check_index(i) for i in index.tolist()], np.int64)
+        else:
+            if "indices" in options:
+                self._playlist = np.array(
+                    [self._check_index(i) for i in options["indices"]], np.int64
+                )
+            indices = self._draw(slots)
+        self._indices[:] = indices
+        self._reset_slots(slots, indices)
+        self._needs_reset = False
+        return self._observation(), {"index": self._indices.copy(), "_index": self._all}
+
+    def step(self, actions):
+        if self._needs_reset:
+            raise TextgymError("step() called before reset(): call reset() first")
+        actions = self._check_actions(actions)
+        rewards, terminated, truncated, extra = self._step(actions)
+        infos: dict[str, Any] = {}
+        done = terminated | truncated
+        if done.any():
+            slots = np.flatnonzero(done)
+            final_block = self._final_pool.get()  # rows of unfinished slots are unspecified
+            final_block[slots] = self._block[slots]
+            final_obs = self._layout.views(final_block)
+            final_info = {"index": self._indices.copy(), "_index": done.copy(), **extra}
+            infos.update(
+                final_obs=final_obs, _final_obs=done, final_info=final_info, _final_info=done
+            )
+            new = self._draw(slots)
+            self._indices[slots] = new
+            self._reset_slots(slots, new)
+        infos["index"] = self._indices.copy()
+        infos["_index"] = self._all
+        return self._observation(), rewards, terminated, truncated, infos
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        if self.copy:
+            out = self._obs_pool.get()
+            np.copyto(out, self._block)
+            return self._layout.views(out)
+        return self._obs
+
+    def _check_actions(self, actions) -> np.ndarray:
+        actions = np.asarray(actions)
+        n = self.single_action_space.n
+        whole_floats = np.issubdtype(actions.dtype, np.floating) and np.all(
+            actions == np.round(actions)
+        )
+        if actions.shape == (self.num_envs,) and whole_floats:
+            actions = actions.astype(np.int64)  # e.g. SB3's float action buffers
+        if actions.shape != (self.num_envs,) or not np.issubdtype(actions.dtype, np.integer):
+            raise TextgymError(
+                f"actions must be {self.num_envs} integers (one per env), got an array "
+                f"of shape {actions.shape} and dtype {actions.dtype}"
+            )
+        if actions.min() < 0 or actions.max() >= n:
+            bad = actions[(actions < 0) | (actions >= n)][0]
+            raise TextgymError(f"action {bad} is not in the action space Discrete({n})")
+        return actions
+
+    def _reset_slots(self, slots: np.ndarray, indices: np.ndarray) -> None:
+        self._block[slots] = self._initial[indices]
+
+    # -- implemented per task ----------------------------------------------------------
+
+    def _step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+        raise NotImplementedError
