@@ -135,7 +135,8 @@ def env_spec(env: Any) -> tuple[str | None, dict]:
     spec = getattr(env, "spec", None) or getattr(getattr(env, "unwrapped", None), "spec", None)
     if spec is None:
         return None, {}
-    return spec.id, dict(spec.kwargs or {})
+    vector_only = ("num_envs", "vectorization_mode", "vector_kwargs", "wrappers")
+    return spec.id, {k: v for k, v in (spec.kwargs or {}).items() if k not in vector_only}
 
 
 def _action_masks(env: Any) -> np.ndarray:
@@ -145,8 +146,12 @@ def _action_masks(env: Any) -> np.ndarray:
     return np.stack(env.call("action_masks")).astype(bool)
 
 
-def _stack_obs(objs: np.ndarray) -> dict[str, np.ndarray]:
-    return {k: np.stack([o[k] for o in objs]) for k in objs[0]}
+def _final_obs(final_obs: Any, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Rows of ``infos["final_obs"]``: a dict of batched arrays (Dict spaces), or else an
+    object array of per-slot observations."""
+    if isinstance(final_obs, dict):
+        return {k: np.asarray(v)[rows] for k, v in final_obs.items()}
+    return {k: np.stack([final_obs[i][k] for i in rows]) for k in final_obs[rows[0]]}
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -259,6 +264,7 @@ class OnPolicyAlgorithm:
         self.num_timesteps = 0
         self.num_episodes = 0
         self.num_updates = 0
+        self.wall_time = 0.0  # seconds spent in learn(), over resumed runs too
         self.eval_history: list[dict[str, float]] = []
         self.logger = Logger(log_dir)
         self._setup()
@@ -336,7 +342,7 @@ class OnPolicyAlgorithm:
             # episode's encoding, which is still in the cache at this point
             cut = np.flatnonzero(truncated & ~terminated)
             if cut.size:
-                final = obs_to_tensors(_stack_obs(infos["final_obs"][cut]), self.device)
+                final = obs_to_tensors(_final_obs(infos["final_obs"], cut), self.device)
                 _, v = self._cache.heads(final, torch.as_tensor(cut, device=self.device))
                 final_values[buf.pos, cut] = v.cpu().numpy()
             buf.add_outcome(rewards, terminated, truncated, np.zeros(n))
@@ -418,6 +424,7 @@ class OnPolicyAlgorithm:
                 logs = self.train()
                 self.policy.eval()
                 self.num_updates += 1
+                self.wall_time += time.perf_counter() - start
                 fps = (self.num_timesteps - steps_before) / (time.perf_counter() - start)
                 row = {"time/fps": fps, "time/episodes": self.num_episodes, **logs}
                 if self._recent_returns:
@@ -443,28 +450,23 @@ class OnPolicyAlgorithm:
         return 0 if not freq else (self.num_timesteps // freq + 1) * freq
 
     def _periodic_eval(self) -> dict[str, float]:
-        metrics = self.evaluate(self.settings.eval_split)
+        metrics = scalar_metrics(self.evaluate(self.settings.eval_split))
         self.eval_history.append({"timesteps": self.num_timesteps, **metrics})
         return metrics
 
-    def evaluate(self, split: str = "validation") -> dict[str, float]:
-        """Deterministic evaluation on every example of ``split`` (``textgym.evaluate``).
+    def evaluate(self, split: str = "validation") -> Any:
+        """Deterministic evaluation on every example of ``split`` with ``textgym.evaluate``.
 
-        Returns the numeric metrics flattened into ``{"name": value}``.
+        Returns its ``EvaluationResult`` (metrics, report text, predictions, mean return).
         """
         import textgym
 
         if self.env_id is None:
             raise TextgymError("evaluation needs an env created from a registered id")
         kwargs = {k: v for k, v in self.env_kwargs.items() if k not in ("split", "render_mode")}
-        result = textgym.evaluate(self.policy_fn(), self.env_id, split=split, **kwargs)
-        return _numeric(result)
+        return textgym.evaluate(self, self.env_id, split=split, **kwargs)
 
     # ----- inference ---------------------------------------------------------------------
-
-    def policy_fn(self, deterministic: bool = True) -> Callable[[dict], np.ndarray]:
-        """A batched ``obs -> actions`` callable (what ``textgym.evaluate`` takes)."""
-        return lambda obs: self.predict(obs, deterministic=deterministic)[0]
 
     @torch.no_grad()
     def predict(
@@ -531,6 +533,7 @@ class OnPolicyAlgorithm:
             "num_timesteps": self.num_timesteps,
             "num_episodes": self.num_episodes,
             "num_updates": self.num_updates,
+            "wall_time": self.wall_time,
             "eval_history": self.eval_history,
         }
         if training_state:
@@ -591,6 +594,7 @@ class OnPolicyAlgorithm:
         model.num_timesteps = config["num_timesteps"]
         model.num_episodes = config["num_episodes"]
         model.num_updates = config["num_updates"]
+        model.wall_time = config.get("wall_time", 0.0)
         model.eval_history = config["eval_history"]
         if "training_state" in config:
             model._load_training_state(path, config["training_state"])
@@ -620,17 +624,10 @@ def register_algorithm(cls: type[OnPolicyAlgorithm]) -> type[OnPolicyAlgorithm]:
     return cls
 
 
-def _numeric(result: Any, prefix: str = "") -> dict[str, float]:
-    out: dict[str, float] = {}
-    if isinstance(result, dict):
-        for key, value in result.items():
-            out.update(
-                _numeric(value, f"{prefix}{key}/" if isinstance(value, dict) else f"{prefix}{key}")
-            )
-    elif dataclasses.is_dataclass(result):
-        out.update(_numeric(dataclasses.asdict(result), prefix))
-    elif isinstance(result, (int, float, np.integer, np.floating)) and not isinstance(result, bool):
-        out[prefix.rstrip("/")] = float(result)
+def scalar_metrics(result: Any) -> dict[str, float]:
+    """The top-level numbers of an ``EvaluationResult`` plus ``mean_reward`` (SB3's name)."""
+    out = {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))}
+    out["mean_reward"] = float(result.mean_return)
     return out
 
 

@@ -1,0 +1,20 @@
+"""Per-env default hyperparameters from the packaged ``hyperparams.yaml``."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+import yaml
+
+
+def default_hyperparams(env_id: str | None, agent: str) -> dict[str, Any]:
+    """The YAML's entry for ``env_id`` x ``agent`` ({} when there is none).
+
+    Keys set to null are dropped (they mark settings an algorithm does not have, left
+    over from a YAML anchor).
+    """
+    text = resources.files("textgym.agents").joinpath("hyperparams.yaml").read_text()
+    table = yaml.safe_load(text) or {}
+    entry = (table.get(env_id) or {}).get(agent) or {}
+    return {k: v for k, v in entry.items() if v is not None}
