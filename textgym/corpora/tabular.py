@@ -1,0 +1,216 @@
+"""CSV, TSV and JSON Lines files: records with named fields, mapped to examples.
+
+- CSV: comma-separated with a header row, standard ``"`` quoting (the ``csv`` module).
+- TSV: tab-separated with a header row and *no* quoting, as in GLUE: a ``"`` is a
+  character of the text. A row whose field count differs from the header's is an error.
+- JSONL (also ``.json``): one JSON object per line; blank lines are skipped. A ``.json``
+  file holding one JSON array of objects is read too.
+
+Columns are chosen by keyword (``text_column=`` ...) or else by the first present of the
+defaults in :data:`DEFAULT_COLUMNS`. Labels become strings (JSON ``1`` gives ``"1"``) with
+surrounding whitespace removed; texts are kept verbatim, and an empty text is kept (the envs
+handle it), whereas an empty or null label is an error. NER records (JSONL only) carry a
+list of words (``tokens`` / ``words``) and a list of string tags (``ner_tags`` / ``tags``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from textgym.errors import DataError
+
+from .conll import brief, to_iob2
+from .records import NERExample, Seq2SeqExample, TextExample
+
+# role -> default column names, first present wins.
+DEFAULT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "text": ("text", "sentence", "article", "document", "content"),
+    "label": ("label", "category", "labels"),
+    "source": ("source", "article", "document", "text"),
+    "target": ("target", "summary", "highlights", "title"),
+    "words": ("tokens", "words"),
+    "tags": ("ner_tags", "tags"),
+}
+
+Record = tuple[int | None, str, Mapping[str, Any]]  # (line, record name for messages, fields)
+
+
+def pick_column(available: Sequence[str], role: str, explicit: str | None, path: str) -> str:
+    """The column playing ``role``: ``explicit`` if given, else the first default present.
+
+    Raises:
+        DataError: The column is missing; the message lists the available columns.
+    """
+    listed = ", ".join(map(repr, available)) or "none"
+    if explicit is not None:
+        if explicit in available:
+            return explicit
+        raise DataError(
+            f"no column {explicit!r} ({role}_column); available columns: {listed}", path
+        )
+    for name in DEFAULT_COLUMNS[role]:
+        if name in available:
+            return name
+    looked = ", ".join(map(repr, DEFAULT_COLUMNS[role]))
+    raise DataError(
+        f"no {role} column: looked for {looked}; available columns: {listed} "
+        f"(pass {role}_column=... to choose one)",
+        path,
+    )
+
+
+def _read_delimited(text: str, path: str, fmt: str) -> tuple[list[str], Iterator[Record]]:
+    if fmt == "tsv":
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
+    else:
+        reader = csv.reader(io.StringIO(text, newline=""))
+    # Long articles exceed the csv module's 128 KiB field default; 2**31 - 1 fits a C long.
+    old_limit = csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    try:
+        try:
+            header = next((row for row in reader if row), None)
+        except csv.Error as e:
+            raise DataError(f"malformed {fmt.upper()}: {e}", path, reader.line_num) from None
+        if header is None:
+            raise DataError(f"empty file: no header row ({fmt.upper()} needs one)", path)
+        header = [name.strip() for name in header]
+        rows: list[Record] = []
+        try:
+            for row in reader:
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    raise DataError(
+                        f"row has {len(row)} fields, the header has {len(header)} "
+                        f"({', '.join(header)})",
+                        path,
+                        reader.line_num,
+                    )
+                rows.append((reader.line_num, "", dict(zip(header, row, strict=True))))
+        except csv.Error as e:
+            raise DataError(f"malformed {fmt.upper()}: {e}", path, reader.line_num) from None
+    finally:
+        csv.field_size_limit(old_limit)
+    return header, iter(rows)
+
+
+def _read_json(text: str, path: str) -> tuple[list[str], Iterator[Record]]:
+    records: list[Record] = []
+    if text.lstrip().startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(f"invalid JSON: {e.msg} (column {e.colno})", path, e.lineno) from None
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise DataError(
+                    f"record {i}: expected a JSON object, got {type(item).__name__}", path
+                )
+            records.append((None, f"record {i}: ", item))
+    else:
+        for lineno, line in enumerate(text.split("\n"), 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"invalid JSON: {e.msg} (column {e.colno})", path, lineno) from None
+            if not isinstance(item, dict):
+                raise DataError(f"expected a JSON object, got {type(item).__name__}", path, lineno)
+            records.append((lineno, "", item))
+    columns = list(records[0][2]) if records else []
+    return columns, iter(records)
+
+
+def read_records(text: str, path: str, fmt: str) -> tuple[list[str], Iterator[Record]]:
+    """Parse a decoded file into (column names, records); ``fmt`` is csv, tsv or jsonl."""
+    if fmt in ("csv", "tsv"):
+        return _read_delimited(text, path, fmt)
+    return _read_json(text, path)
+
+
+def _field(fields: Mapping[str, Any], column: str, path: str, line: int | None, record: str) -> Any:
+    try:
+        return fields[column]
+    except KeyError:
+        raise DataError(f"{record}missing field {column!r}", path, line) from None
+
+
+def _text(value: Any, column: str, path: str, line: int | None, record: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise DataError(f"{record}field {column!r} is {brief(value)}, expected a string", path, line)
+
+
+def _label(value: Any, column: str, path: str, line: int | None, record: str) -> str:
+    if isinstance(value, (str, int, float, bool)):
+        label = str(value).strip()
+        if label:
+            return label
+    raise DataError(
+        f"{record}field {column!r} is {value!r}, expected a non-empty label", path, line
+    )
+
+
+def _words(value: Any, column: str, path: str, line: int | None, record: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(w, str) for w in value):
+        raise DataError(f"{record}field {column!r} must be a list of strings", path, line)
+    if not value:
+        raise DataError(f"{record}empty sentence: field {column!r} has no words", path, line)
+    return tuple(value)
+
+
+def records_to_examples(
+    task: str,
+    columns: Sequence[str],
+    records: Iterator[Record],
+    path: str,
+    *,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    source_column: str | None = None,
+    target_column: str | None = None,
+    tag_scheme: str = "auto",
+) -> list:
+    """Turn parsed records into the task's examples (see the module docstring).
+
+    Raises:
+        DataError: A column is missing (the message lists those present), or a value has
+            the wrong type, with the file and line.
+    """
+    out: list = []
+    if not columns:
+        return out
+    if task == "ner":
+        wcol = pick_column(columns, "words", None, path)
+        tcol = pick_column(columns, "tags", None, path)
+        for line, record, fields in records:
+            words = _words(_field(fields, wcol, path, line, record), wcol, path, line, record)
+            raw = _field(fields, tcol, path, line, record)
+            if not isinstance(raw, list):
+                raise DataError(f"{record}field {tcol!r} must be a list of tag strings", path, line)
+            if len(raw) != len(words):
+                raise DataError(f"{record}{len(words)} words but {len(raw)} tags", path, line)
+            out.append(NERExample(words, to_iob2(raw, tag_scheme, path, line, record)))
+    elif task == "classification":
+        xcol = pick_column(columns, "text", text_column, path)
+        ycol = pick_column(columns, "label", label_column, path)
+        for line, record, fields in records:
+            text = _text(_field(fields, xcol, path, line, record), xcol, path, line, record)
+            label = _label(_field(fields, ycol, path, line, record), ycol, path, line, record)
+            out.append(TextExample(text, label))
+    else:
+        scol = pick_column(columns, "source", source_column, path)
+        tcol = pick_column(columns, "target", target_column, path)
+        for line, record, fields in records:
+            source = _text(_field(fields, scol, path, line, record), scol, path, line, record)
+            target = _text(_field(fields, tcol, path, line, record), tcol, path, line, record)
+            out.append(Seq2SeqExample(source, target))
+    return out
