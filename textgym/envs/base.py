@@ -128,9 +128,12 @@ class ObsLayout:
             self.slices[key] = (offset, offset + size, tuple(sub.shape))
             offset += size
         self.width = offset
+        self.flat = all(len(shape) == 1 for _, _, shape in self.slices.values())
 
     def views(self, block: np.ndarray) -> dict[str, np.ndarray]:
         """Per-key views of a ``(rows, width)`` block (or of one ``(width,)`` row)."""
+        if self.flat:  # every key is 1-D: a column range is already the right shape
+            return {k: block[..., a:b] for k, (a, b, _) in self.slices.items()}
         lead = block.shape[:-1]
         return {
             k: block[..., a:b].reshape(*lead, *shape) for k, (a, b, shape) in self.slices.items()

@@ -58,6 +58,9 @@ class NERCore:
         self.table = LabelTable.from_labels(data.corpus.labels)
         self.token_reward = reward_mode in ("token", "token+f1")
         self.f1_reward = reward_mode in ("f1", "token+f1")
+        # Sentences with words past max_tokens: their episodes end truncated.
+        self.cut = self.arrays["total_words"] > self.arrays["num_words"]
+        self._aranges: dict[int, np.ndarray] = {}
 
     def observation_space(self, max_tokens: int, vocab_size: int) -> gym.spaces.Dict:
         width = max_tokens - 2
@@ -81,11 +84,10 @@ class NERCore:
     def step(self, obs: dict, indices: np.ndarray, actions: np.ndarray):
         """Tag the current word of every slot; returns rewards, terminated, truncated, info."""
         a = self.arrays
-        rows = np.arange(len(actions))
-        pos = obs["word_index"][:, 0]
-        obs["tags"][rows, pos] = actions
+        pos = obs["word_index"][:, 0]  # a view: ``pos += 1`` moves the observation on
+        obs["tags"][self._rows(len(actions)), pos] = actions
         correct = a["gold"][indices, pos] == actions
-        pos += 1  # a view: updates the observation buffer in place
+        pos += 1
         num_words = a["num_words"][indices]
         done = pos >= num_words
         rewards = (
@@ -100,9 +102,14 @@ class NERCore:
                 a["gold"][indices[d], :width], obs["tags"][d, :width], num_words[d], self.table
             )
             rewards[d] += f1[d]
-        truncated = done & (a["total_words"][indices] > num_words)
-        terminated = done & ~truncated
-        return rewards, terminated, truncated, correct, f1
+        truncated = done & self.cut[indices]
+        return rewards, done ^ truncated, truncated, correct, f1
+
+    def _rows(self, batch: int) -> np.ndarray:
+        rows = self._aranges.get(batch)
+        if rows is None:
+            rows = self._aranges[batch] = np.arange(batch)
+        return rows
 
 
 class TextNEREnv(TextEnv):
@@ -189,6 +196,7 @@ class TextNEREnv(TextEnv):
             ("ner", self.max_tokens),
         )
         self.action_space = gym.spaces.Discrete(len(self.labels))
+        self._action = np.zeros(1, np.int64)
 
     @property
     def num_truncated_examples(self) -> int:
@@ -202,9 +210,9 @@ class TextNEREnv(TextEnv):
         return self._observation(), {"index": index}
 
     def step(self, action):
-        action = self._check_action(action)
+        self._action[0] = self._check_action(action)
         rewards, terminated, truncated, correct, f1 = self.core.step(
-            self._obs, self._indices, np.array([action], np.int64)
+            self._obs, self._indices, self._action
         )
         info: dict[str, Any] = {"index": self._index, "correct": bool(correct[0])}
         if terminated[0] or truncated[0]:
