@@ -1,0 +1,168 @@
+"""Each algorithm on each env with the tiny encoder: learn, save/load, determinism, CLI."""
+
+import json
+import subprocess
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from textgym.agents import ALGORITHMS, PPO, REINFORCE, TRPO
+
+import textgym  # noqa: F401
+
+SMALL_ENVS = {
+    "TextNER-v0": {"max_tokens": 32},
+    "TextClassification-v0": {"max_tokens": 32},
+    "TextSummarization-v0": {"max_source_tokens": 32, "max_summary_tokens": 4},
+}
+SMALL = dict(n_envs=4, n_steps=16, batch_size=32, learning_rate=1e-3)
+TRPO_SMALL = dict(cg_max_steps=3, n_critic_updates=1, line_search_max_iter=3)
+
+
+def small_agent(cls, env_id, seed=0, **extra):
+    hparams = SMALL | (TRPO_SMALL if cls is TRPO else {}) | extra
+    return cls(
+        env_id, policy="tiny", seed=seed, device="cpu", env_kwargs=SMALL_ENVS[env_id], **hparams
+    )
+
+
+@pytest.mark.parametrize("env_id", list(SMALL_ENVS))
+@pytest.mark.parametrize("cls", [PPO, REINFORCE, TRPO], ids=lambda c: c.name)
+def test_short_learn_logs_sb3_keys(cls, env_id):
+    model = small_agent(cls, env_id)
+    model.learn(128, progress_bar=False)
+    assert model.num_timesteps == 128 and model.num_updates == 2
+    row = model.logger.rows[-1]
+    for key in ("train/policy_loss", "train/value_loss", "train/entropy", "time/fps"):
+        assert np.isfinite(row[key]), key
+    assert model.num_episodes > 0 and "rollout/ep_rew_mean" in model.logger.rows[-1]
+
+
+def test_rollout_encodes_each_context_once_per_rollout():
+    model = small_agent(PPO, "TextNER-v0", n_steps=64)
+    calls = []
+    encode = model.policy.encode
+    model.policy.encode = lambda ctx: calls.append(len(ctx["input_ids"])) or encode(ctx)
+    model.collect_rollouts()
+    steps = model.buffer.n_steps * model.buffer.num_envs
+    assert model.buffer.num_contexts > model.env.num_envs  # episodes ended and began
+    # one encoder row per context (plus the slots renewed by the very last step), far
+    # fewer than one per step
+    assert model.buffer.num_contexts <= sum(calls) <= model.buffer.num_contexts + 4
+    assert sum(calls) < steps / 4
+
+
+def test_same_seed_gives_identical_losses_on_cpu():
+    rows = []
+    for _ in range(2):
+        model = small_agent(PPO, "TextNER-v0", seed=3)
+        model.learn(128, progress_bar=False)
+        rows.append(
+            [{k: v for k, v in r.items() if k.startswith("train/")} for r in model.logger.rows]
+        )
+    assert rows[0] == rows[1]
+    other = small_agent(PPO, "TextNER-v0", seed=4)
+    other.learn(128, progress_bar=False)
+    assert [
+        {k: v for k, v in r.items() if k.startswith("train/")} for r in other.logger.rows
+    ] != rows[0]
+
+
+@pytest.mark.parametrize("env_id", list(SMALL_ENVS))
+def test_save_load_gives_identical_deterministic_predictions(env_id, tmp_path):
+    model = small_agent(PPO, env_id)
+    model.learn(64, progress_bar=False)
+    model.save(tmp_path / "m")
+    loaded = PPO.load(tmp_path / "m", device="cpu")
+    env = gym.make_vec(env_id, num_envs=4, **SMALL_ENVS[env_id])
+    obs, _ = env.reset(seed=1)
+    for _ in range(3):
+        a, _ = model.predict(obs, deterministic=True)
+        b, _ = loaded.predict(obs, deterministic=True)
+        np.testing.assert_array_equal(a, b)
+        obs, *_ = env.step(a)
+    single, _ = loaded.predict({k: v[0] for k, v in obs.items()})
+    assert np.ndim(single) == 0
+    assert not list(tmp_path.glob("m/*.pt")) and not list(tmp_path.glob("m/*.pkl"))
+
+
+def test_load_refuses_a_pickle(tmp_path):
+    model = small_agent(PPO, "TextClassification-v0")
+    model.save(tmp_path / "m")
+    torch.save(model.policy.state_dict(), tmp_path / "m" / "model.safetensors")  # a pickle
+    with pytest.raises(textgym.errors.TextgymError, match="safetensors"):
+        PPO.load(tmp_path / "m", device="cpu")
+
+
+def test_unknown_hyperparameter_and_vocab_mismatch_fail_clearly():
+    with pytest.raises(TypeError, match="clip_rnage"):
+        small_agent(PPO, "TextNER-v0", clip_rnage=0.1)
+    from textgym.agents.common.encoders import load_encoder, minilm_path
+
+    with pytest.raises(textgym.errors.TextgymError, match="vocabulary"):
+        load_encoder(minilm_path(), vocab_size=1000)
+
+
+def test_resume_continues_to_the_requested_step_count(tmp_path):
+    model = small_agent(PPO, "TextNER-v0")
+    model.learn(64, progress_bar=False)
+    model.save(tmp_path / "ckpt", training_state=True)
+    resumed = PPO.load(tmp_path / "ckpt", device="cpu")
+    assert resumed.num_timesteps == 64
+    resumed.learn(128 - resumed.num_timesteps, progress_bar=False, reset_num_timesteps=False)
+    assert resumed.num_timesteps == 128 and len(resumed.logger.rows) == 2
+
+
+def test_cli_train_then_eval_in_subprocess(tmp_path):
+    out = tmp_path / "run"
+    cmd = ["textgym"]
+    train = subprocess.run(
+        cmd
+        + [
+            "train",
+            "TextClassification-v0",
+            "--agent",
+            "ppo",
+            "--policy",
+            "tiny",
+            "--timesteps",
+            "128",
+            "--seed",
+            "0",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--env-kwargs",
+            json.dumps(SMALL_ENVS["TextClassification-v0"]),
+            "--hparams",
+            json.dumps(SMALL),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert train.returncode == 0, train.stderr[-2000:]
+    assert "accuracy" in train.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["env_id"] == "TextClassification-v0" and summary["total_env_steps"] == 128
+    assert summary["env_kwargs"]["max_tokens"] == 32
+    assert summary["hyperparameters"]["n_envs"] == 4 and summary["seed"] == 0
+    assert {"textgym", "torch", "transformers"} <= set(summary["versions"])
+    assert "accuracy" in summary["test_metrics"] and summary["validation_curve"]
+    assert "rollout/ep_rew_mean" in (out / "progress.csv").read_text().splitlines()[0]
+    ev = subprocess.run(
+        cmd + ["eval", str(out), "--split", "test", "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    scores = json.loads((out / "eval_test.json").read_text())["metrics"]
+    assert scores["accuracy"] == summary["test_metrics"]["accuracy"]
+
+
+def test_algorithms_registry_lists_all_three():
+    assert set(ALGORITHMS) == {"ppo", "reinforce", "trpo"}
