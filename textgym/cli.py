@@ -118,7 +118,14 @@ def cmd_play(args: argparse.Namespace, read: Callable[[str], str] = input) -> in
             return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: Subcommands provided by textgym.agents (torch is imported only when one of them runs).
+AGENT_COMMANDS = {
+    "train": "train an agent on an env and write a run directory",
+    "eval": "evaluate a trained run directory on a split",
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="textgym", description=__doc__)
     parser.add_argument("--version", action="version", version=f"textgym {textgym.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -136,17 +143,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env-kwargs", type=_json_kwargs, default={}, help="JSON kwargs for gym.make")
     p.set_defaults(func=cmd_play)
 
-    try:
+    if command in AGENT_COMMANDS:
         from textgym.agents import cli as agents_cli
-    except ImportError:  # torch missing: list and play still work
-        agents_cli = None
-    if agents_cli is not None and hasattr(agents_cli, "register"):
+
         agents_cli.register(sub)
+    else:
+        for name, help_text in AGENT_COMMANDS.items():
+            sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
