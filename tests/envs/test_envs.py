@@ -230,3 +230,20 @@ def test_render_ansi_and_human(env_id, capsys):
     env.reset(seed=0)
     assert env.render() is None
     assert "of train" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_registered_defaults_match_the_constructor(env_id):
+    import inspect
+
+    entry = gym.spec(env_id).entry_point
+    module, cls = entry.split(":")
+    signature = inspect.signature(getattr(__import__(module, fromlist=[cls]), cls))
+    defaults = {
+        name: p.default
+        for name, p in signature.parameters.items()
+        if p.default is not inspect.Parameter.empty and name != "render_mode"
+    }
+    assert gym.spec(env_id).kwargs == defaults
+    env = gym.make(env_id, split="validation")
+    assert env.spec.kwargs == {**defaults, "split": "validation"}
