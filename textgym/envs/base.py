@@ -336,7 +336,18 @@ class TextVectorEnv(TaskEnvMixin, VectorEnv):
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
 
-    def __init__(self, num_envs: int, single_env: TextEnv, copy: bool = True):
+    #: The single env this vector env batches; built once to share its data and core.
+    single_env_class: type[TextEnv]
+    #: Attributes of the single env (its validated kwargs) exposed on the vector env too.
+    shared_attributes: tuple[str, ...] = ()
+
+    def __init__(self, num_envs: int = 1, copy: bool = True, **kwargs: Any):
+        kwargs.pop("max_episode_steps", None)  # gymnasium.make_vec passes the spec's value
+        single_env = self.single_env_class(**kwargs)
+        self.data = single_env.data
+        self.core = single_env.core
+        for name in self.shared_attributes:
+            setattr(self, name, getattr(single_env, name))
         self.num_envs = check_length("num_envs", num_envs, 1)
         self.copy = copy
         self.render_mode = None

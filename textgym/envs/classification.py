@@ -163,13 +163,11 @@ class TextClassificationVectorEnv(TextVectorEnv):
 
     task = "classification"
 
+    single_env_class = TextClassificationEnv
+    shared_attributes = ("max_tokens",)
+
     def __init__(self, num_envs: int = 1, copy: bool = True, **kwargs: Any):
-        kwargs.pop("max_episode_steps", None)
-        single = TextClassificationEnv(**kwargs)
-        self.data = single.data
-        self.max_tokens = single.max_tokens
-        self.core = single.core
-        super().__init__(num_envs, single, copy)
+        super().__init__(num_envs, copy, **kwargs)
         self._done_all = np.ones(self.num_envs, bool)
         self._not_done = np.zeros(self.num_envs, bool)
 

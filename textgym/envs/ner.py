@@ -252,14 +252,8 @@ class TextNERVectorEnv(TextVectorEnv):
 
     task = "ner"
 
-    def __init__(self, num_envs: int = 1, copy: bool = True, **kwargs: Any):
-        kwargs.pop("max_episode_steps", None)
-        single = TextNEREnv(**kwargs)
-        self.data = single.data
-        self.max_tokens = single.max_tokens
-        self.reward_mode = single.reward_mode
-        self.core = single.core
-        super().__init__(num_envs, single, copy)
+    single_env_class = TextNEREnv
+    shared_attributes = ("max_tokens", "reward_mode")
 
     def _step(self, actions):
         rewards, terminated, truncated, _, f1 = self.core.step(self._obs, self._indices, actions)

@@ -279,18 +279,18 @@ class TextSummarizationVectorEnv(TextVectorEnv):
 
     task = "summarization"
 
+    single_env_class = TextSummarizationEnv
+    shared_attributes = (
+        "max_source_tokens",
+        "max_summary_tokens",
+        "rouge",
+        "reward_mode",
+        "constraint",
+    )
+
     def __init__(self, num_envs: int = 1, copy: bool = True, **kwargs: Any):
-        kwargs.pop("max_episode_steps", None)
-        single = TextSummarizationEnv(**kwargs)
-        self.data = single.data
-        self.max_source_tokens = single.max_source_tokens
-        self.max_summary_tokens = single.max_summary_tokens
-        self.rouge = single.rouge
-        self.reward_mode = single.reward_mode
-        self.constraint = single.constraint
-        self.core = single.core
-        super().__init__(num_envs, single, copy)
-        self._scores = np.zeros(self.num_envs, np.float32)
+        super().__init__(num_envs, copy, **kwargs)
+        self._scores = np.zeros(self.num_envs, np.float32)  # dense mode: ROUGE so far per slot
 
     def action_masks(self) -> np.ndarray:
         """Allowed actions of every slot: bool ``(num_envs, vocab_size)``."""
