@@ -1,0 +1,5 @@
+import sys
+
+from textgym.leaderboard.cli import main
+
+sys.exit(main())

@@ -1,0 +1,276 @@
+"""Bench configs: a YAML file in the rl-baselines3-zoo spirit, expanded to env x agent x seed.
+
+A config names the envs (each with its env id and kwargs), the agents (each with its
+hyperparameters), the seeds, the step budget and the evaluation split::
+
+    seeds: [0, 1, 2]            # or a count: 3 means 0, 1, 2
+    n_timesteps: 20000          # env steps per RL run (an env or agent entry may override)
+    policy: minilm              # encoder of the RL policies and of the supervised baseline
+    device: auto                # auto (CUDA when present), cpu or cuda
+    eval_split: test            # split the final metrics are computed on
+    agents:                     # defaults for every env
+      random: {}
+      majority: {}
+      supervised: {epochs: 2}
+      ppo: {}                   # {} means the per-env defaults of textgym.agents
+    envs:
+      ner:                      # the run directory: runs/ner/<agent>/seed<k>/
+        env_id: TextNER-v0
+        env_kwargs: {max_tokens: 48}
+        agents:                 # which agents run here; keys override the defaults above
+          random:
+          majority:
+          supervised: {learning_rate: 5.0e-5}
+          ppo: {n_envs: 16, n_timesteps: 30000}
+
+Inside an agent entry ``n_timesteps``, ``policy`` and ``checkpoint_freq`` are run
+settings; ``algo`` picks the algorithm when the entry's name is not one (so
+``ppo-lr1e-4: {algo: ppo, learning_rate: 1.0e-4}`` is a second PPO row); every other key
+is a hyperparameter (a field of the algorithm's settings dataclass, or a keyword of the
+baseline). An env without ``agents`` runs every agent of the top-level list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from textgym.errors import TextgymError
+
+TOP_LEVEL_KEYS = {"seeds", "n_timesteps", "policy", "device", "eval_split", "agents", "envs"}
+ENV_KEYS = {"env_id", "env_kwargs", "agents", "n_timesteps", "policy", "eval_split"}
+RUN_SETTINGS = {"n_timesteps", "policy", "checkpoint_freq", "algo"}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One cell of the matrix: everything a worker needs to produce one ``summary.json``.
+
+    Attributes:
+        env_name: The config's name for the env entry (first directory level).
+        env_id: The registered env id.
+        env_kwargs: Env kwargs (``split`` is chosen by the run, never here).
+        agent: The config's name for the agent (second directory level).
+        algo: ``ppo`` / ``reinforce`` / ``trpo`` or a baseline (``random``, ``majority``,
+            ``lead``, ``supervised``).
+        seed: The run's seed (third directory level: ``seed<k>``).
+        n_timesteps: Env steps to train for (RL agents; baselines ignore it).
+        policy: Encoder name (RL agents and ``supervised``).
+        hyperparameters: Overrides of the algorithm's settings, or the baseline's kwargs.
+        eval_split: Split of the final metrics.
+        device: Torch device.
+        checkpoint_freq: Env steps between checkpoints (None: the train CLI's default).
+    """
+
+    env_name: str
+    env_id: str
+    env_kwargs: dict[str, Any]
+    agent: str
+    algo: str
+    seed: int
+    n_timesteps: int
+    policy: str
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    eval_split: str = "test"
+    device: str = "auto"
+    checkpoint_freq: int | None = None
+
+    @property
+    def key(self) -> str:
+        """``env/agent/seed<k>``: the run's directory relative to the bench's ``--out``."""
+        return f"{self.env_name}/{self.agent}/seed{self.seed}"
+
+    def run_dir(self, out: str | os.PathLike) -> Path:
+        return Path(out) / self.env_name / self.agent / f"seed{self.seed}"
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunSpec:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _fail(source: str, message: str) -> TextgymError:
+    return TextgymError(f"{source}: {message}")
+
+
+def _check_name(source: str, what: str, name: Any) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise _fail(source, f"{what} name {name!r} must be letters, digits, '.', '_' or '-'")
+    return name
+
+
+def _mapping(source: str, where: str, value: Any) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _fail(source, f"{where} must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _check_keys(source: str, where: str, data: dict, allowed: set[str]) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise _fail(source, f"unknown key(s) {unknown} in {where}; allowed: {sorted(allowed)}")
+
+
+def _seeds(source: str, value: Any) -> list[int]:
+    if isinstance(value, bool):
+        raise _fail(source, f"seeds must be a count or a list of integers, got {value!r}")
+    if isinstance(value, int):
+        if value < 1:
+            raise _fail(source, f"seeds must be >= 1, got {value}")
+        return list(range(value))
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value)
+        and len(set(value)) == len(value)
+    ):
+        return list(value)
+    raise _fail(source, f"seeds must be a count or a list of distinct integers >= 0, got {value!r}")
+
+
+def _positive_int(source: str, where: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _fail(source, f"{where} must be a positive integer, got {value!r}")
+    return value
+
+
+def check_hyperparameters(source: str, where: str, algo: str, hparams: dict) -> None:
+    """Fail early, before any run starts, on a hyperparameter the agent does not have."""
+    from textgym.leaderboard.baselines import BASELINES
+
+    if algo in BASELINES:
+        params = inspect.signature(BASELINES[algo]).parameters
+        valid = {n for n, p in params.items() if p.kind == p.KEYWORD_ONLY}
+    else:
+        from textgym.agents import ALGORITHMS
+
+        valid = {f.name for f in dataclasses.fields(ALGORITHMS[algo].settings_class)}
+    unknown = sorted(set(hparams) - valid)
+    if unknown:
+        raise _fail(source, f"{where}: {algo} has no setting(s) {unknown}; valid: {sorted(valid)}")
+
+
+def known_algorithms() -> list[str]:
+    from textgym.agents import ALGORITHMS
+    from textgym.leaderboard.baselines import BASELINES
+
+    return sorted(set(ALGORITHMS) | set(BASELINES))
+
+
+def parse_config(data: Any, source: str = "<config>") -> list[RunSpec]:
+    """Expand a config mapping into its runs, in env, agent, seed order.
+
+    Raises:
+        TextgymError: A key, name, env id, algorithm or hyperparameter the config cannot
+            mean; the message names the file and the entry.
+    """
+    import gymnasium as gym
+
+    import textgym
+
+    data = _mapping(source, "the config", data)
+    _check_keys(source, "the config", data, TOP_LEVEL_KEYS)
+    seeds = _seeds(source, data.get("seeds", 3))
+    default_steps = _positive_int(source, "n_timesteps", data.get("n_timesteps", 20_000))
+    default_policy = str(data.get("policy", "minilm"))
+    device = str(data.get("device", "auto"))
+    default_split = str(data.get("eval_split", "test"))
+    agent_defaults = _mapping(source, "agents", data.get("agents"))
+    envs = _mapping(source, "envs", data.get("envs"))
+    if not envs:
+        raise _fail(source, "no envs: add an 'envs:' mapping (see textgym.leaderboard.config)")
+    algorithms = known_algorithms()
+
+    runs: list[RunSpec] = []
+    for env_name, env_entry in envs.items():
+        _check_name(source, "env", env_name)
+        env_entry = _mapping(source, f"envs.{env_name}", env_entry)
+        _check_keys(source, f"envs.{env_name}", env_entry, ENV_KEYS)
+        env_id = env_entry.get("env_id")
+        if env_id not in textgym.ENV_IDS and env_id not in gym.registry:
+            raise _fail(
+                source,
+                f"envs.{env_name}.env_id {env_id!r} is not registered; textgym ids: "
+                f"{', '.join(textgym.ENV_IDS)}",
+            )
+        env_kwargs = dict(
+            _mapping(source, f"envs.{env_name}.env_kwargs", env_entry.get("env_kwargs"))
+        )
+        if "split" in env_kwargs:
+            raise _fail(
+                source, f"envs.{env_name}.env_kwargs: 'split' is chosen by the run (use eval_split)"
+            )
+        env_agents = env_entry.get("agents")
+        chosen = (
+            agent_defaults
+            if env_agents is None
+            else _mapping(source, f"envs.{env_name}.agents", env_agents)
+        )
+        if not chosen:
+            raise _fail(source, f"envs.{env_name}: no agents")
+        for agent, override in chosen.items():
+            where = f"envs.{env_name}.agents.{agent}"
+            _check_name(source, "agent", agent)
+            entry = {
+                **_mapping(source, f"agents.{agent}", agent_defaults.get(agent)),
+                **_mapping(source, where, override),
+            }
+            algo = entry.pop("algo", agent)
+            if algo not in algorithms:
+                raise _fail(
+                    source,
+                    f"{where}: unknown agent {algo!r}; known: {', '.join(algorithms)} (or set algo:)",
+                )
+            steps = _positive_int(
+                source,
+                f"{where}.n_timesteps",
+                entry.pop("n_timesteps", env_entry.get("n_timesteps", default_steps)),
+            )
+            policy = str(entry.pop("policy", env_entry.get("policy", default_policy)))
+            checkpoint_freq = entry.pop("checkpoint_freq", None)
+            if checkpoint_freq is not None:
+                checkpoint_freq = _positive_int(source, f"{where}.checkpoint_freq", checkpoint_freq)
+            check_hyperparameters(source, where, algo, entry)
+            for seed in seeds:
+                runs.append(
+                    RunSpec(
+                        env_name=env_name,
+                        env_id=env_id,
+                        env_kwargs=env_kwargs,
+                        agent=agent,
+                        algo=algo,
+                        seed=seed,
+                        n_timesteps=steps,
+                        policy=policy,
+                        hyperparameters=dict(entry),
+                        eval_split=str(env_entry.get("eval_split", default_split)),
+                        device=device,
+                        checkpoint_freq=checkpoint_freq,
+                    )
+                )
+    return runs
+
+
+def load_config(path: str | os.PathLike) -> list[RunSpec]:
+    """Read a bench YAML and expand it (see the module docstring for the format)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise TextgymError(f"{path}: bench config not found") from err
+    except yaml.YAMLError as err:
+        raise TextgymError(f"{path}: not valid YAML ({err})") from err
+    return parse_config(data, str(path))

@@ -1,0 +1,324 @@
+"""From run directories to leaderboard rows: which runs may be pooled, and their statistics.
+
+Two runs are pooled into one row (their seeds averaged) only when everything but the
+seed agrees:
+
+- the **env spec**: the env id and its kwargs, with the env's defaults filled in (a run
+  that spelled out ``max_tokens=64`` pools with one that left it at its default of 64),
+  the textgym version and the evaluation split; runs that differ here appear under
+  separate spec letters (A, B, ...) of their env's table, with the difference spelled out;
+- the **agent**: its name, encoder, hyperparameters and env-step budget; variants of one
+  agent under one spec are separate rows, and their note says what differs.
+
+Rows are ranked within their spec by the mean of the task's metric over seeds (entity
+F1, accuracy, ROUGE-L), ties broken by the IQM.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from textgym.leaderboard.io import SUMMARY, read_summary
+from textgym.leaderboard.stats import DEFAULT_RESAMPLES, Estimate, estimate
+
+# task -> (summary metric key, display name)
+TASK_METRICS = {
+    "ner": ("f1", "entity F1"),
+    "classification": ("accuracy", "accuracy"),
+    "summarization": ("rougeL", "ROUGE-L"),
+}
+BASELINE_AGENTS = ("random", "majority", "lead", "supervised")
+_NOT_ENV_KWARGS = ("split", "render_mode")
+
+
+@dataclass
+class Run:
+    """One finished run: its directory and its ``summary.json``."""
+
+    path: Path
+    summary: dict[str, Any]
+
+    @property
+    def seed(self) -> Any:
+        return self.summary["seed"]
+
+
+@dataclass
+class Spec:
+    """What must match for two runs to be comparable (see the module docstring)."""
+
+    env_id: str
+    env_kwargs: dict[str, Any]
+    textgym_version: str
+    eval_split: str
+    letter: str = "A"
+    note: str = ""
+    num_runs: int = 0
+
+    @property
+    def key(self) -> str:
+        return json.dumps(
+            [self.env_id, self.env_kwargs, self.textgym_version, self.eval_split],
+            sort_keys=True,
+            default=str,
+        )
+
+    def describe(self) -> str:
+        kwargs = ", ".join(f"{k}={v}" for k, v in sorted(self.env_kwargs.items()) if v is not None)
+        return f"{self.env_id}({kwargs}), textgym {self.textgym_version}, {self.eval_split} split"
+
+
+@dataclass
+class Row:
+    """One leaderboard row: the runs of one agent setting under one spec, over seeds."""
+
+    spec: Spec
+    agent: str
+    policy: str | None
+    hyperparameters: dict[str, Any]
+    total_env_steps: int
+    runs: list[Run] = field(default_factory=list)
+    metric: Estimate | None = None
+    mean_return: Estimate | None = None
+    rank: int = 0
+    variant: int = 1
+    note: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.agent if self.variant == 1 else f"{self.agent} #{self.variant}"
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.agent in BASELINE_AGENTS
+
+    @property
+    def agent_key(self) -> str:
+        return json.dumps(
+            [self.agent, self.policy, self.hyperparameters, self.total_env_steps],
+            sort_keys=True,
+            default=str,
+        )
+
+    @property
+    def seeds(self) -> list[Any]:
+        return [r.seed for r in self.runs]
+
+    @property
+    def wall_time_s(self) -> float:
+        return sum(float(r.summary["wall_time_s"]) for r in self.runs) / len(self.runs)
+
+    @property
+    def devices(self) -> list[str]:
+        return sorted({str(r.summary["device"]) for r in self.runs})
+
+
+@dataclass
+class EnvTable:
+    """All rows of one env id: its specs, its rows (spec, then rank order) and its metric."""
+
+    env_id: str
+    task: str
+    metric_key: str
+    metric_name: str
+    specs: list[Spec]
+    rows: list[Row]
+
+
+@dataclass
+class Leaderboard:
+    tables: list[EnvTable]
+    skipped: list[tuple[str, str]]
+    num_runs: int
+
+
+def _env_creator(env_id: str) -> Any:
+    import gymnasium as gym
+    from gymnasium.envs.registration import load_env_creator
+
+    import textgym  # noqa: F401  (registers the ids)
+
+    try:
+        spec = gym.spec(env_id)
+    except gym.error.Error:
+        return None, {}
+    entry = spec.entry_point
+    creator = load_env_creator(entry) if isinstance(entry, str) else entry
+    return creator, dict(spec.kwargs or {})
+
+
+def env_task(env_id: str, metrics: dict[str, Any]) -> str:
+    """The env's task, from its class or, for an unregistered id, from its metrics."""
+    creator, _ = _env_creator(env_id)
+    task = getattr(creator, "task", None)
+    if task in TASK_METRICS:
+        return task
+    if "rougeL" in metrics:
+        return "summarization"
+    return "ner" if "per_type" in metrics else "classification"
+
+
+def canonical_env_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The kwargs an env really ran with: constructor defaults, registered kwargs, the run's.
+
+    ``split`` and ``render_mode`` are dropped (they do not change the task), and a
+    ``dataset`` left to its default is named (``wnut16`` / ``bbc-news``).
+    """
+    creator, registered = _env_creator(env_id)
+    defaults: dict[str, Any] = {}
+    if creator is not None:
+        try:
+            params = inspect.signature(creator).parameters.values()
+        except (TypeError, ValueError):
+            params = []
+        defaults = {
+            p.name: p.default
+            for p in params
+            if p.default is not inspect.Parameter.empty
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        }
+    out = {**defaults, **registered, **env_kwargs}
+    for key in _NOT_ENV_KWARGS:
+        out.pop(key, None)
+    task = getattr(creator, "task", None)
+    if out.get("dataset") is None and out.get("data_files") is None and out.get("data_dir") is None:
+        from textgym.corpora.loader import DEFAULT_DATASETS
+
+        if task in DEFAULT_DATASETS:
+            out["dataset"] = DEFAULT_DATASETS[task]
+    return json.loads(json.dumps(out, sort_keys=True, default=str))
+
+
+def load_runs(roots: list[str | os.PathLike]) -> tuple[list[Run], list[tuple[str, str]]]:
+    """Every ``summary.json`` under ``roots``: the usable runs and ``(path, why not)``."""
+    runs, skipped = [], []
+    for root in roots:
+        root = Path(root)
+        paths = [root / SUMMARY] if (root / SUMMARY).exists() else sorted(root.rglob(SUMMARY))
+        for path in paths:
+            summary, why = read_summary(path)
+            if summary is None:
+                skipped.append((str(path.parent), why))
+            else:
+                runs.append(Run(path.parent, summary))
+    return runs, skipped
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any]) -> str:
+    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    return ", ".join(f"{k}={a.get(k)!r} (vs {b.get(k)!r})" for k in keys)
+
+
+def _spec_note(spec: Spec, reference: Spec) -> str:
+    parts = []
+    if spec.env_kwargs != reference.env_kwargs:
+        parts.append("env kwargs differ: " + _differences(spec.env_kwargs, reference.env_kwargs))
+    if spec.textgym_version != reference.textgym_version:
+        parts.append(f"textgym {spec.textgym_version} (vs {reference.textgym_version})")
+    if spec.eval_split != reference.eval_split:
+        parts.append(f"scored on {spec.eval_split} (vs {reference.eval_split})")
+    return f"not pooled with spec {reference.letter}: " + "; ".join(parts)
+
+
+def _variant_note(row: Row, reference: Row) -> str:
+    parts = []
+    if row.policy != reference.policy:
+        parts.append(f"policy={row.policy!r} (vs {reference.policy!r})")
+    if row.hyperparameters != reference.hyperparameters:
+        parts.append(_differences(row.hyperparameters, reference.hyperparameters))
+    if row.total_env_steps != reference.total_env_steps:
+        parts.append(f"env steps {row.total_env_steps:,} (vs {reference.total_env_steps:,})")
+    return f"not pooled with {reference.label}: " + "; ".join(parts)
+
+
+def build(
+    roots: list[str | os.PathLike],
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> Leaderboard:
+    """Load the runs under ``roots``, group them (module docstring) and score each row."""
+    runs, skipped = load_runs(roots)
+    by_env: dict[str, dict[str, Row]] = {}
+    specs: dict[str, dict[str, Spec]] = {}
+    for run in runs:
+        s = run.summary
+        env_id = str(s["env_id"])
+        spec = Spec(
+            env_id,
+            canonical_env_kwargs(env_id, dict(s["env_kwargs"] or {})),
+            str((s.get("versions") or {}).get("textgym", "unknown")),
+            str(s.get("eval_split", "test")),
+        )
+        spec = specs.setdefault(env_id, {}).setdefault(spec.key, spec)
+        row = Row(
+            spec,
+            str(s["agent"]),
+            s.get("policy"),
+            dict(s.get("hyperparameters") or {}),
+            int(s["total_env_steps"]),
+        )
+        row = by_env.setdefault(env_id, {}).setdefault(spec.key + row.agent_key, row)
+        clash = next((r for r in row.runs if r.seed == run.seed), None)
+        if clash is not None:
+            skipped.append((str(run.path), f"same setting and seed as {clash.path}; counted once"))
+            continue
+        row.runs.append(run)
+        spec.num_runs += 1
+
+    tables = []
+    for env_id in sorted(by_env):
+        rows = list(by_env[env_id].values())
+        task = env_task(env_id, rows[0].runs[0].summary["test_metrics"])
+        metric_key, metric_name = TASK_METRICS[task]
+        env_specs = sorted(specs[env_id].values(), key=lambda sp: (-sp.num_runs, sp.key))
+        for i, sp in enumerate(env_specs):
+            sp.letter = chr(ord("A") + i) if i < 26 else f"S{i + 1}"
+            sp.note = "" if i == 0 else _spec_note(sp, env_specs[0])
+        for row in rows:
+            values = [
+                float(r.summary["test_metrics"].get(metric_key, float("nan"))) for r in row.runs
+            ]
+            returns = [
+                float(r.summary["test_metrics"].get("mean_reward", float("nan"))) for r in row.runs
+            ]
+            row.metric = _estimate(values, n_resamples, seed)
+            row.mean_return = _estimate(returns, n_resamples, seed)
+        ordered: list[Row] = []
+        for sp in env_specs:
+            mine = [r for r in rows if r.spec is sp]
+            _name_variants(mine)
+            mine.sort(key=lambda r: (-_score(r.metric, "mean"), -_score(r.metric, "iqm"), r.label))
+            for rank, row in enumerate(mine, 1):
+                row.rank = rank
+                if sp.note:
+                    row.note = "; ".join(x for x in (sp.note, row.note) if x)
+            ordered += mine
+        tables.append(EnvTable(env_id, task, metric_key, metric_name, env_specs, ordered))
+    return Leaderboard(tables, skipped, len(runs))
+
+
+def _estimate(values: list[float], n_resamples: int, seed: int) -> Estimate | None:
+    finite = [v for v in values if v == v]
+    return estimate(finite, n_resamples=n_resamples, seed=seed) if finite else None
+
+
+def _score(value: Estimate | None, attr: str) -> float:
+    return float("-inf") if value is None else getattr(value, attr)
+
+
+def _name_variants(rows: list[Row]) -> None:
+    """Number the settings of one agent under one spec (#1 has the most runs)."""
+    by_agent: dict[str, list[Row]] = {}
+    for row in rows:
+        by_agent.setdefault(row.agent, []).append(row)
+    for variants in by_agent.values():
+        variants.sort(key=lambda r: (-len(r.runs), r.agent_key))
+        for i, row in enumerate(variants, 1):
+            row.variant = i
+            if i > 1:
+                row.note = _variant_note(row, variants[0])
