@@ -82,6 +82,16 @@ class OnPolicySettings:
     """Evaluate on ``eval_split`` every this many env steps (0: never during learn)."""
     eval_split: str = "validation"
     """Split used for periodic evaluation."""
+    freeze_encoder: bool = False
+    """Train only the heads. The encoder's output for a context then never changes, so
+    each distinct context is encoded once for the whole run (:class:`FrozenEncodings`):
+    a corpus of N documents costs N encoder passes however many steps are taken, which
+    makes MiniLM training on a CPU take minutes."""
+    context_cache: bool = True
+    """Encode each context once per rollout and once per minibatch (the design). False
+    encodes the context again at every env step and for every step of a minibatch, as a
+    naive agent does; it exists to measure what the cache saves
+    (``benchmarks/agent_throughput.py``)."""
 
 
 def env_attr(env: Any, name: str) -> Any:
@@ -209,6 +219,37 @@ class ContextCache:
         return self.policy.heads(self.hidden, self.contexts, rows, obs_t)
 
 
+class FrozenEncodings:
+    """``policy.encode`` memoised by context content, valid while the encoder is frozen.
+
+    Holds one ``(L_i, H)`` float16 tensor per distinct context (its own length, no
+    padding) on the encoder's device: about 0.1 MB per 128-token MiniLM context. A call
+    encodes the unseen contexts in one batch and pads the rest from the memo.
+    """
+
+    def __init__(self, encode: Callable[[dict[str, torch.Tensor]], torch.Tensor]):
+        self._encode = encode
+        self.memo: dict[bytes, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def __call__(self, contexts: dict[str, torch.Tensor]) -> torch.Tensor:
+        lengths = contexts["attention_mask"].sum(1).clamp(min=1).tolist()
+        ids = contexts["input_ids"].cpu().numpy()
+        keys = [ids[i, :n].tobytes() for i, n in enumerate(lengths)]
+        missing = [i for i, k in enumerate(keys) if k not in self.memo]
+        if missing:
+            rows = torch.as_tensor(missing, device=contexts["input_ids"].device)
+            hidden = self._encode({k: v[rows] for k, v in contexts.items()})  # (m, L', H)
+            for j, i in enumerate(missing):
+                self.memo[keys[i]] = hidden[j, : lengths[i]].half()
+        length = max(lengths)
+        first = self.memo[keys[0]]
+        out = first.new_zeros(len(keys), length, first.shape[-1], dtype=torch.float32)
+        for i, k in enumerate(keys):
+            out[i, : lengths[i]] = self.memo[k]
+        return out  # (C, L', H)
+
+
 class OnPolicyAlgorithm:
     """Shared machinery; see the module docstring. Not used directly.
 
@@ -261,6 +302,11 @@ class OnPolicyAlgorithm:
             self.policy = make_policy(policy, self.env_info)
         # dropout off: the update must see the same probabilities the rollout sampled from
         self.policy.to(self.device).eval()
+        if self.settings.freeze_encoder:
+            self.policy.encoder.requires_grad_(False)
+            # an instance attribute shadows the method for every caller (rollouts,
+            # updates, TRPO's Fisher products, predict); weights and checkpoints are unchanged
+            self.policy.encode = FrozenEncodings(self.policy.encode)
         self.num_timesteps = 0
         self.num_episodes = 0
         self.num_updates = 0
@@ -287,7 +333,8 @@ class OnPolicyAlgorithm:
 
     def _setup(self) -> None:
         """Create optimisers (default: one Adam over the whole policy)."""
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.settings.learning_rate)
+        trainable = [p for p in self.policy.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(trainable, lr=self.settings.learning_rate)
 
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """Named optimisers whose state checkpoints keep (for ``--resume``)."""
@@ -322,6 +369,10 @@ class OnPolicyAlgorithm:
         for _ in range(s.n_steps):
             obs = self._obs
             obs_t = obs_to_tensors(obs, self.device)
+            if not s.context_cache:
+                # every slot re-encoded and stored as a new context, so the update also
+                # encodes once per step
+                self._cache.clear()
             changed = self._cache.update(obs, obs_t)
             masks = _action_masks(env) if self._has_masks else None
             masks_t = None if masks is None else torch.as_tensor(masks, device=self.device)

@@ -59,9 +59,9 @@ class ActorCritic(nn.Module):
         return list(self.trunk.value.parameters())
 
     def policy_parameters(self) -> list[nn.Parameter]:
-        """Every other parameter: what the policy's distribution depends on."""
+        """Every other trainable parameter: what the policy's distribution depends on."""
         value = {id(p) for p in self.value_parameters()}
-        return [p for p in self.parameters() if id(p) not in value]
+        return [p for p in self.parameters() if id(p) not in value and p.requires_grad]
 
     def config(self) -> dict[str, Any]:
         """JSON-serialisable description from which :func:`policy_from_config` rebuilds it."""

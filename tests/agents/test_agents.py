@@ -53,6 +53,40 @@ def test_rollout_encodes_each_context_once_per_rollout():
     assert sum(calls) < steps / 4
 
 
+def test_without_context_cache_every_step_is_encoded():
+    model = small_agent(PPO, "TextNER-v0", context_cache=False, n_epochs=1)
+    calls = []
+    encode = model.policy.encode
+    model.policy.encode = lambda ctx: calls.append(len(ctx["input_ids"])) or encode(ctx)
+    model.collect_rollouts()
+    steps = model.buffer.n_steps * model.buffer.num_envs
+    assert model.buffer.num_contexts == steps
+    rollout_rows = sum(calls)
+    assert steps <= rollout_rows <= steps + model.env.num_envs
+    model.train()
+    assert sum(calls) - rollout_rows == steps  # the update encodes once per step too
+
+
+@pytest.mark.parametrize("cls", [PPO, REINFORCE, TRPO], ids=lambda c: c.name)
+def test_frozen_encoder_encodes_each_document_once_and_trains_the_heads(cls):
+    model = small_agent(cls, "TextClassification-v0", freeze_encoder=True)
+    encoder_before = [p.detach().clone() for p in model.policy.encoder.parameters()]
+    heads_before = [p.detach().clone() for p in model.policy.trunk.parameters()]
+    memo = model.policy.encode
+    calls = []
+    encode = memo._encode
+    memo._encode = lambda ctx: calls.append(len(ctx["input_ids"])) or encode(ctx)
+    model.learn(256, progress_bar=False)
+    # each distinct document once (a document drawn twice in one batch may be encoded twice)
+    assert len(memo.memo) <= sum(calls) <= len(memo.memo) + 4
+    for a, b in zip(encoder_before, model.policy.encoder.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(heads_before, model.policy.trunk.parameters(), strict=True)
+    )
+
+
 def test_same_seed_gives_identical_losses_on_cpu():
     rows = []
     for _ in range(2):

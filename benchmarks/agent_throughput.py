@@ -1,0 +1,189 @@
+"""Agent throughput on TextNER with CoNLL-2003 sentences and the MiniLM encoder (issue 3).
+
+    python benchmarks/agent_throughput.py [--steps 1024] [--naive-steps 256] [--device auto]
+
+Measures, on one device and in one process (memory: one subprocess per side):
+
+(a) env-steps/s of PPO with the context cache (each sentence encoded once per rollout and
+    once per minibatch) divided by the same PPO encoding at every step
+    (``context_cache=False``); target >= 8x (the mean sentence is 14 words);
+(b) env-steps/s of PPO with one update epoch per rollout divided by the words/s of
+    supervised cross-entropy fine-tuning of the same policy over the same sentences with
+    the same batch size (``textgym.agents.common.supervised``); target >= 0.5;
+(c) peak memory of PPO training divided by supervised fine-tuning's: on CUDA
+    ``torch.cuda.max_memory_allocated``; on CPU the growth of the resident set during
+    training (``VmHWM`` after ``VmRSS`` before, peak reset through
+    ``/proc/self/clear_refs``), each side in a fresh subprocess; target <= 1.3.
+
+Both PPO runs use one epoch, so (a) and (b) share the cached run: a naive policy pays the
+encoder once per step in the rollout and in every epoch alike, so the ratio (a) hardly
+depends on the epoch count. The naive run is shorter (``--naive-steps``): its rate is
+steady per step. Timings exclude loading the corpus and the encoder. On a shared machine
+the absolute rates are noisy; the ratios compare runs of the same process.
+
+Prints a table and, last, the headline ratio (a).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from textgym.agents import PPO
+from textgym.agents.common.hyperparams import default_hyperparams
+from textgym.agents.common.supervised import ner_arrays, sentence_batches, supervised_step
+
+import textgym  # noqa: F401
+
+ENV_ID = "TextNER-v0"
+DATA_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "conll2003"
+
+
+def env_kwargs(max_tokens: int) -> dict:
+    return {"dataset": "conll", "data_dir": str(DATA_DIR.resolve()), "max_tokens": max_tokens}
+
+
+def make_ppo(args: argparse.Namespace, steps: int, context_cache: bool) -> PPO:
+    hparams = default_hyperparams(ENV_ID, "ppo") | {
+        "n_envs": args.n_envs,
+        "n_steps": max(steps // args.n_envs, 1),
+        "batch_size": args.batch_size,
+        "n_epochs": 1,
+        "eval_freq": 0,
+        "context_cache": context_cache,
+    }
+    return PPO(
+        ENV_ID,
+        policy=args.policy,
+        seed=0,
+        device=args.device,
+        env_kwargs=env_kwargs(args.max_tokens),
+        **hparams,
+    )
+
+
+def ppo_steps_per_s(model: PPO, steps: int) -> float:
+    start = time.perf_counter()
+    model.learn(steps, progress_bar=False)
+    _sync(model.device)
+    return model.num_timesteps / (time.perf_counter() - start)
+
+
+class Supervised:
+    """Cross-entropy fine-tuning of a fresh copy of the PPO policy (same encoder, heads)."""
+
+    def __init__(self, args: argparse.Namespace):
+        template = make_ppo(args, args.n_envs, True)  # builds the same policy architecture
+        self.policy, self.device = template.policy, template.device
+        lr = template.settings.learning_rate
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=lr)
+        env = gym.make(ENV_ID, **env_kwargs(args.max_tokens))
+        self.arrays = ner_arrays(env, limit=args.sentences)
+        self.batch_size = args.batch_size
+
+    def words_per_s(self, words: int) -> float:
+        rng = np.random.default_rng(0)
+        done, start = 0, time.perf_counter()
+        while done < words:
+            for idx in sentence_batches(self.arrays, self.batch_size, rng):
+                done += supervised_step(self.policy, self.optimizer, self.arrays, idx)[1]
+                if done >= words:
+                    break
+        _sync(self.device)
+        return done / (time.perf_counter() - start)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def memory_worker(args: argparse.Namespace) -> None:
+    """Peak training memory of one side (``--memory-worker ppo|supervised``), in MiB."""
+    steps = args.n_envs * max(args.steps // args.n_envs, 1)
+    if args.memory_worker == "ppo":
+        model = make_ppo(args, steps, True)
+        device, run = model.device, lambda: model.learn(steps, progress_bar=False)
+    else:
+        sup = Supervised(args)
+        device, run = sup.device, lambda: sup.words_per_s(steps)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        run()
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+        before = _rss_kib("VmRSS")
+        run()
+        peak = (_rss_kib("VmHWM") - before) / 1024
+    print(json.dumps({"peak_mib": peak, "device": str(device)}))
+
+
+def peak_memory(side: str, args: argparse.Namespace) -> float:
+    cmd = [sys.executable, __file__, "--memory-worker", side] + _forwarded(args)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["peak_mib"]
+
+
+def _forwarded(args: argparse.Namespace) -> list[str]:
+    keys = ("steps", "n_envs", "batch_size", "max_tokens", "policy", "device", "sentences")
+    return [a for k in keys for a in (f"--{k.replace('_', '-')}", str(getattr(args, k)))]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--steps", type=int, default=1024, help="env steps / words per timed run")
+    p.add_argument("--naive-steps", type=int, default=256, help="env steps of the naive run")
+    p.add_argument("--n-envs", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=256, help="steps (words) per minibatch")
+    p.add_argument("--max-tokens", type=int, default=128)
+    p.add_argument("--policy", default="minilm")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--sentences", type=int, default=2000, help="training sentences for SFT")
+    p.add_argument("--memory-worker", choices=("ppo", "supervised"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.memory_worker:
+        memory_worker(args)
+        return
+
+    cached = make_ppo(args, args.steps, True)
+    naive = make_ppo(args, args.naive_steps, False)
+    sup = Supervised(args)
+    device = cached.device
+    sup.words_per_s(args.batch_size)  # warm-up: first allocations, kernel selection
+    cached_sps = ppo_steps_per_s(cached, args.steps)
+    sup_wps = sup.words_per_s(args.steps)
+    naive_sps = ppo_steps_per_s(naive, args.naive_steps)
+    mem_ppo, mem_sup = peak_memory("ppo", args), peak_memory("supervised", args)
+
+    a, b, c = cached_sps / naive_sps, cached_sps / sup_wps, mem_ppo / mem_sup
+    unit = "MiB (max_memory_allocated)" if device.type == "cuda" else "MiB (RSS growth)"
+    print(f"device {device}, policy {args.policy}, CoNLL-2003 train, max_tokens {args.max_tokens}")
+    print(f"n_envs {args.n_envs}, batch_size {args.batch_size}, 1 epoch per rollout")
+    print(f"{'measurement':48s} {'value':>12s}")
+    print(f"{'PPO, context cache: env-steps/s':48s} {cached_sps:12.1f}")
+    print(f"{'PPO, encode every step: env-steps/s':48s} {naive_sps:12.1f}")
+    print(f"{'supervised fine-tuning: words/s':48s} {sup_wps:12.1f}")
+    print(f"{'PPO peak memory, ' + unit:48s} {mem_ppo:12.1f}")
+    print(f"{'supervised peak memory, ' + unit:48s} {mem_sup:12.1f}")
+    print(f"{'(b) PPO steps/s / supervised words/s':48s} {b:12.2f}  target >= 0.5")
+    print(f"{'(c) PPO peak memory / supervised':48s} {c:12.2f}  target <= 1.3")
+    print(f"(a) PPO env-steps/s, context cache / encode every step: {a:.1f}x  target >= 8x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""Learning quality of the agents with the MiniLM encoder on CPU (issue 3).
+
+    python benchmarks/learning_quality.py [--minutes 6] [--eval-sentences 0] [--device cpu]
+
+Three parts, each agent with its default hyperparameters (``agents/hyperparams.yaml``):
+
+1. CoNLL-2003 NER (``../shared/data/conll2003``): supervised cross-entropy fine-tuning
+   of the same policy (``textgym.agents.common.supervised``) vs PPO vs REINFORCE vs TRPO,
+   test entity-F1 of each after ``--minutes`` of training (the same wall-clock budget;
+   evaluation is not counted), and supervised F1 at the number of words each agent
+   trained on (the same number of training words). Targets: PPO >= 0.95x supervised,
+   REINFORCE and TRPO >= 0.90x at the same wall clock.
+2. bbc-news classification: test accuracy of the three agents after ``--cls-timesteps``
+   env steps. Target >= 0.95 each.
+3. bbc-news headlines: test ROUGE-L of PPO after ``--minutes`` of training vs the lead-8
+   baseline (the first 8 words of the body). Target: above lead-8.
+
+The default budget finishes within one hour on a quiet 2-core CPU: 5 NER trainings of
+``--minutes`` (about 30 min at 6) plus test evaluations, the classification encodings
+(agents with a frozen encoder share the memo of document encodings: the encoder and so
+the encodings are identical) and one summarization training. ``--eval-sentences N`` scores
+NER on the first N test sentences only (for a quick check; 0: the whole test split).
+
+Prints one table per part and, last, the headline: PPO F1 / supervised F1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from textgym.agents import ALGORITHMS
+from textgym.agents.common.hyperparams import default_hyperparams
+from textgym.agents.common.on_policy import FrozenEncodings, OnPolicyAlgorithm
+from textgym.agents.common.supervised import ner_arrays, sentence_batches, supervised_step
+
+import textgym  # noqa: F401
+
+DATA_DIR = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "conll2003").resolve()
+AGENTS = ("ppo", "reinforce", "trpo")
+
+
+def conll_kwargs(eval_sentences: int, workdir: Path) -> dict:
+    """Env kwargs for CoNLL-2003; with ``eval_sentences`` the test split is its first N."""
+    if not eval_sentences:
+        return {"dataset": "conll", "data_dir": str(DATA_DIR), "max_tokens": 128}
+    blocks = [b for b in (DATA_DIR / "test.txt").read_text().split("\n\n") if b.strip()]
+    sentences = [b for b in blocks if "-DOCSTART-" not in b][:eval_sentences]
+    subset = workdir / "test_subset.txt"
+    subset.write_text("\n\n".join(sentences) + "\n")
+    files = {
+        "train": str(DATA_DIR / "train.txt"),
+        "validation": str(DATA_DIR / "valid.txt"),
+        "test": str(subset),
+    }
+    return {"dataset": "conll", "data_files": files, "max_tokens": 128}
+
+
+def make_agent(name: str, env_id: str, env_kwargs: dict, args: argparse.Namespace):
+    hparams = default_hyperparams(env_id, name) | {"eval_freq": 0}
+    return ALGORITHMS[name](
+        env_id,
+        policy=args.policy,
+        seed=args.seed,
+        device=args.device,
+        env_kwargs=env_kwargs,
+        **hparams,
+    )
+
+
+def learn_for(model: OnPolicyAlgorithm, seconds: float) -> None:
+    """Train until ``seconds`` of ``learn`` wall time have passed (whole rollouts)."""
+    model.learn(10**9, progress_bar=False, callback=lambda m: m.wall_time < seconds)
+
+
+def share_encodings(models: list[OnPolicyAlgorithm]) -> None:
+    """Agents over the same frozen encoder reuse one memo of context encodings."""
+    memos = [m.policy.encode for m in models if isinstance(m.policy.encode, FrozenEncodings)]
+    for memo in memos[1:]:
+        memo.memo = memos[0].memo
+
+
+def ner_part(args: argparse.Namespace, env_kwargs: dict) -> tuple[dict, dict]:
+    budget = args.minutes * 60
+    agents = {}
+    for name in AGENTS:
+        model = make_agent(name, "TextNER-v0", env_kwargs, args)
+        learn_for(model, budget)
+        f1 = model.evaluate("test").metrics["f1"]
+        agents[name] = {"f1": f1, "words": model.num_timesteps, "seconds": model.wall_time}
+        print(f"  {name}: F1 {f1:.4f} after {model.num_timesteps} words, {model.wall_time:.0f}s")
+        del model
+
+    # supervised: the PPO container gives the same policy, predict path and evaluation
+    holder = make_agent("ppo", "TextNER-v0", env_kwargs, args)
+    policy = holder.policy
+    if isinstance(policy.encode, FrozenEncodings):  # supervised fine-tunes the encoder
+        del policy.encode
+        policy.encoder.requires_grad_(True)
+    lr = default_hyperparams("TextNER-v0", "ppo").get("learning_rate", 5e-5)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=min(lr, 5e-5))
+    torch.manual_seed(args.seed)
+    arrays = ner_arrays(gym.make("TextNER-v0", **env_kwargs))
+    batch = default_hyperparams("TextNER-v0", "ppo").get("batch_size", 256)
+    rng = np.random.default_rng(args.seed)
+    pending = sorted((a["words"], name) for name, a in agents.items())
+    at_words: dict[str, float] = {}
+    words, clock = 0, 0.0
+    while clock < budget:
+        for idx in sentence_batches(arrays, batch, rng):
+            start = time.perf_counter()
+            words += supervised_step(policy, optimizer, arrays, idx)[1]
+            clock += time.perf_counter() - start
+            while pending and words >= pending[0][0]:
+                holder.num_updates += 1  # drops the predict cache: the weights changed
+                at_words[pending.pop(0)[1]] = holder.evaluate("test").metrics["f1"]
+            if clock >= budget:
+                break
+    holder.num_updates += 1
+    sup = {"f1": holder.evaluate("test").metrics["f1"], "words": words, "seconds": clock}
+    for _, name in pending:  # agents that saw more words than supervised did in the budget
+        at_words[name] = sup["f1"]
+    return agents, {**sup, "at_words": at_words}
+
+
+def classification_part(args: argparse.Namespace) -> dict:
+    models = {name: make_agent(name, "TextClassification-v0", {}, args) for name in AGENTS}
+    share_encodings(list(models.values()))
+    out = {}
+    for name, model in models.items():
+        model.learn(args.cls_timesteps, progress_bar=False)
+        out[name] = {
+            "accuracy": model.evaluate("test").metrics["accuracy"],
+            "steps": model.num_timesteps,
+            "seconds": model.wall_time,
+        }
+    return out
+
+
+def summarization_part(args: argparse.Namespace) -> dict:
+    from textgym.leaderboard.baselines import Context, lead
+
+    model = make_agent("ppo", "TextSummarization-v0", {}, args)
+    learn_for(model, args.minutes * 60)
+    ppo = model.evaluate("test").metrics["rougeL"]
+    ctx = Context("TextSummarization-v0", {}, seed=args.seed, validation_split=None)
+    lead8 = ctx.evaluate(lead(ctx, k=8).policy, "test").metrics["rougeL"]
+    return {"ppo": ppo, "lead8": lead8, "steps": model.num_timesteps, "seconds": model.wall_time}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--minutes", type=float, default=6.0, help="training budget per NER method")
+    p.add_argument("--cls-timesteps", type=int, default=4096)
+    p.add_argument("--eval-sentences", type=int, default=0, help="NER test subset (0: all)")
+    p.add_argument("--policy", default="minilm")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--skip", nargs="*", default=[], choices=("ner", "cls", "sum"))
+    args = p.parse_args()
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        env_kwargs = conll_kwargs(args.eval_sentences, Path(tmp))
+        agents, sup = ner_part(args, env_kwargs) if "ner" not in args.skip else ({}, {})
+        cls = classification_part(args) if "cls" not in args.skip else {}
+        summ = summarization_part(args) if "sum" not in args.skip else {}
+
+    print(
+        f"\nMiniLM ({args.policy}) on {args.device}, seed {args.seed}, {args.minutes} min budgets"
+    )
+    if agents:
+        print(f"\nCoNLL-2003 test entity-F1 ({args.eval_sentences or 'all'} test sentences)")
+        print(
+            f"{'method':12s} {'F1':>7s} {'words':>8s} {'seconds':>8s} {'sup. F1 at same words':>22s}"
+        )
+        print(f"{'supervised':12s} {sup['f1']:7.4f} {sup['words']:8d} {sup['seconds']:8.0f}")
+        for name, a in agents.items():
+            print(
+                f"{name:12s} {a['f1']:7.4f} {a['words']:8d} {a['seconds']:8.0f} "
+                f"{sup['at_words'][name]:22.4f}"
+            )
+    if cls:
+        print("\nbbc-news classification test accuracy (target >= 0.95)")
+        for name, c in cls.items():
+            print(f"{name:12s} {c['accuracy']:7.4f} {c['steps']:8d} steps {c['seconds']:6.0f}s")
+    if summ:
+        print("\nbbc-news headlines test ROUGE-L")
+        print(f"{'ppo':12s} {summ['ppo']:7.4f} {summ['steps']:8d} steps {summ['seconds']:6.0f}s")
+        print(f"{'lead-8':12s} {summ['lead8']:7.4f}")
+    print(f"\ntotal {time.perf_counter() - start:.0f}s")
+    if agents:
+        ratio = agents["ppo"]["f1"] / sup["f1"] if sup["f1"] else float("nan")
+        print(f"PPO F1 / supervised F1 at {args.minutes} min each: {ratio:.3f}  (target >= 0.95)")
+
+
+if __name__ == "__main__":
+    main()
