@@ -1,4 +1,5 @@
-"""The ``textgym`` command: list the envs, play one by hand, train and evaluate agents."""
+"""The ``textgym`` command: list the envs, play one by hand, train and evaluate agents,
+run benchmark matrices and render leaderboards."""
 
 from __future__ import annotations
 
@@ -150,6 +151,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     else:
         for name, help_text in AGENT_COMMANDS.items():
             sub.add_parser(name, help=help_text, add_help=False)
+    from textgym.leaderboard import cli as leaderboard_cli
+
+    leaderboard_cli.register(sub)
     return parser
 
 
