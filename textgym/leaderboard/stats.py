@@ -85,13 +85,15 @@ def bootstrap_ci(
         raise TextgymError(f"confidence must be in (0, 1), got {confidence}")
     if n_resamples < 1:
         raise TextgymError(f"n_resamples must be >= 1, got {n_resamples}")
+    if x.min() == x.max():  # no spread to resample (and no rounding error in the means)
+        return float(x[0]), float(x[0])
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, x.size, size=(n_resamples, x.size))  # (R, n)
     means = x[idx].mean(axis=1)  # (R,)
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(means, [alpha, 1.0 - alpha])
-    # Identical scores resample to means that differ from them in the last ulp; clamp so
-    # the interval never leaves the range of the data.
+    # Means of resamples can differ from the data in the last ulp; clamp so the interval
+    # never leaves the range of the data.
     return float(max(low, x.min())), float(min(high, x.max()))
 
 
@@ -103,6 +105,8 @@ def iqm(values: Sequence[float]) -> float:
     dropped and it equals the mean.
     """
     x = np.sort(_scores(values))
+    if x[0] == x[-1]:
+        return float(x[0])
     cut = x.size // 4
     return float(x[cut : x.size - cut].mean())
 
@@ -116,4 +120,5 @@ def estimate(
     """Mean, bootstrap interval and IQM of one score per seed."""
     x = _scores(values)
     low, high = bootstrap_ci(x, confidence, n_resamples, seed)
-    return Estimate(float(x.mean()), low, high, iqm(x), int(x.size))
+    mean = float(x[0]) if x.min() == x.max() else float(x.mean())
+    return Estimate(mean, low, high, iqm(x), int(x.size))

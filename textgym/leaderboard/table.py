@@ -280,12 +280,8 @@ def build(
             sp.letter = chr(ord("A") + i) if i < 26 else f"S{i + 1}"
             sp.note = "" if i == 0 else _spec_note(sp, env_specs[0])
         for row in rows:
-            values = [
-                float(r.summary["test_metrics"].get(metric_key, float("nan"))) for r in row.runs
-            ]
-            returns = [
-                float(r.summary["test_metrics"].get("mean_reward", float("nan"))) for r in row.runs
-            ]
+            values = [_number(r.summary["test_metrics"].get(metric_key)) for r in row.runs]
+            returns = [_number(r.summary["test_metrics"].get("mean_reward")) for r in row.runs]
             row.metric = _estimate(values, n_resamples, seed)
             row.mean_return = _estimate(returns, n_resamples, seed)
         ordered: list[Row] = []
@@ -299,7 +295,14 @@ def build(
                     row.note = "; ".join(x for x in (sp.note, row.note) if x)
             ordered += mine
         tables.append(EnvTable(env_id, task, metric_key, metric_name, env_specs, ordered))
-    return Leaderboard(tables, skipped, len(runs))
+    return Leaderboard(tables, skipped, sum(len(r.runs) for t in tables for r in t.rows))
+
+
+def _number(value: Any) -> float:
+    """A metric as a float; NaN when a run did not record it (left out of the statistics)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return float("nan")
+    return float(value)
 
 
 def _estimate(values: list[float], n_resamples: int, seed: int) -> Estimate | None:

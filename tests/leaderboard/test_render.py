@@ -1,0 +1,64 @@
+"""The rendered files: every row in Markdown, JSON and a self-contained HTML page."""
+
+import json
+import re
+
+import pytest
+from lb_helpers import make_runs
+
+from textgym.leaderboard.cli import main as cli_main
+from textgym.leaderboard.render import write_leaderboard
+from textgym.leaderboard.table import build
+
+
+def test_markdown_json_html_and_curves(tmp_path):
+    make_runs(tmp_path / "runs")
+    board = build([tmp_path / "runs"], n_resamples=500)
+    out = tmp_path / "lb"
+    write_leaderboard(board, out, command="textgym leaderboard runs --out lb")
+    md = (out / "leaderboard.md").read_text()
+    data = json.loads((out / "leaderboard.json").read_text())
+    page = (out / "leaderboard.html").read_text()
+
+    rows = [r for env in data["envs"] for r in env["rows"]]
+    assert len(rows) == 5
+    ner = next(e for e in data["envs"] if e["env_id"] == "TextNER-v0")
+    assert [r["agent"] for r in ner["rows"]] == ["supervised", "ppo", "random", "ppo"]
+    assert ner["rows"][1]["metric"]["mean"] == pytest.approx(0.4) and ner["rows"][1]["seeds"] == [
+        0,
+        1,
+        2,
+    ]
+    assert "max_tokens=64 (vs 32)" in ner["rows"][3]["note"]
+
+    table_lines = [line for line in md.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert len(table_lines) == 5
+    assert "0.400 [" in md and "4,000 labelled" in md
+    assert "![TextNER-v0 spec A learning curves](curves/TextNER-v0.png)" in md
+    assert (out / "curves" / "TextNER-v0.png").read_bytes()[:4] == b"\x89PNG"
+
+    assert page.count("<tr") == 5 + 2  # body rows + one header row per table
+    assert page.count('src="data:image/png;base64,') == 2  # NER spec A and B (B has a curve)
+    assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing fetched from the web
+
+
+def test_cli_renders_and_refuses_an_empty_directory(tmp_path, capsys):
+    make_runs(tmp_path / "runs")
+    assert cli_main(["leaderboard", str(tmp_path / "runs"), "--out", str(tmp_path / "lb")]) == 0
+    assert "TextNER-v0: best supervised" in capsys.readouterr().out
+    (tmp_path / "empty").mkdir()
+    assert cli_main(["leaderboard", str(tmp_path / "empty"), "--out", str(tmp_path / "x")]) == 2
+    assert "no finished runs" in capsys.readouterr().err
+
+
+def test_register_adds_both_subcommands():
+    import argparse
+
+    from textgym.leaderboard.cli import register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["bench", "c.yaml", "--out", "runs", "--workers", "2"])
+    assert (args.command, args.workers, args.out) == ("bench", 2, "runs")
+    args = parser.parse_args(["leaderboard", "runs", "--out", "lb"])
+    assert (args.command, args.runs) == ("leaderboard", ["runs"])
