@@ -3,8 +3,8 @@
 A CoNLL file has one word per line, in whitespace-separated columns: the word first, the
 NER tag last, anything in between (POS, chunk) ignored. Sentences end at a blank or
 whitespace-only line (a lone tab, as in WNUT-16) and at ``-DOCSTART-`` lines, which are
-skipped; runs of separators never make an empty sentence. CRLF line ends and a UTF-8 BOM
-are accepted.
+skipped; runs of separators never make an empty sentence. LF, CRLF and CR line ends and a
+byte-order mark are accepted (see :mod:`textgym.corpora.textio`).
 
 Tags must be ``O``, ``B-TYPE`` or ``I-TYPE``. Output is always IOB2: an ``I-X`` that
 starts a chunk (after ``O``, after another type, or first in the sentence) becomes ``B-X``.
@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from textgym.errors import DataError, TextgymError
 
 from .records import NERExample
+from .textio import split_lines
 
 TAG_SCHEMES = ("auto", "iob1", "iob2")
 
@@ -109,7 +110,7 @@ def parse_conll(text: str, path: str, tag_scheme: str = "auto") -> list[NERExamp
     tags: list[str] = []
     good_tags = {"O"}
     prev = "O"
-    for lineno, line in enumerate(text.split("\n"), 1):
+    for lineno, line in enumerate(split_lines(text), 1):
         cols = line.split()
         if not cols or cols[0] == "-DOCSTART-":
             if words:

@@ -26,6 +26,7 @@ from textgym.errors import DataError
 
 from .conll import brief, to_iob2
 from .records import NERExample, Seq2SeqExample, TextExample
+from .textio import split_lines
 
 # role -> default column names, first present wins.
 DEFAULT_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -113,7 +114,7 @@ def _read_json(text: str, path: str) -> tuple[list[str], Iterator[Record]]:
                 )
             records.append((None, f"record {i}: ", item))
     else:
-        for lineno, line in enumerate(text.split("\n"), 1):
+        for lineno, line in enumerate(split_lines(text), 1):
             if not line.strip():
                 continue
             try:
