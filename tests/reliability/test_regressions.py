@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
+import gymnasium as gym
 import pytest
 
-from textgym.corpora import NERExample, load_corpus
+import textgym  # noqa: F401  (registers the env ids)
+from textgym.corpora import NERExample, TextExample, load_corpus
 from textgym.errors import DataError
 
 # ----- corpora: encodings and line ends ---------------------------------------------------
@@ -49,3 +53,53 @@ def test_utf16_and_utf32_files_with_a_bom_are_decoded(tmp_path, encoding):
         NERExample(("Café", "München"), ("B-LOC", "I-LOC")),
         NERExample(("£5",), ("O",)),
     ]
+
+
+# ----- corpora: JSON that escaped as RecursionError/ValueError or broke the tokenizer ------
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("deep.jsonl", "[" * 100_000 + "]" * 100_000 + "\n"),
+        ("deep_field.jsonl", '{"text": ' + "[" * 5_000 + "]" * 5_000 + ', "label": "a"}\n'),
+        ("deep.json", "[" * 100_000),
+        ("big_label.jsonl", '{"text": "x", "label": 1' + "0" * 5_000 + "}\n"),
+        (
+            "big_text.jsonl",
+            '{"text": "ok", "label": "a"}\n{"text": 1' + "0" * 5_000 + ', "label": "a"}\n',
+        ),
+    ],
+)
+def test_json_nesting_and_huge_numbers_fail_clearly(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(DataError) as err:
+        load_corpus("classification", str(path))
+    assert err.value.path == str(path)
+    if content.startswith("{"):  # JSON Lines (a file starting with "[" is one JSON array)
+        assert err.value.line == content.count("\n")
+
+
+def test_json_lone_surrogate_escapes_become_replacement_characters(tmp_path):
+    """A tweet cut inside a UTF-16 surrogate pair holds "\\ud83d" alone: keep the text."""
+    path = tmp_path / "cut.jsonl"
+    lines = [
+        {"tokens": ["fun", "x\ud83d"], "ner_tags": ["O", "O"]},
+        {"tokens": ["\udc00"], "ner_tags": ["O"]},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in lines))  # ensure_ascii: "\ud83d" escapes
+    corpus = load_corpus("ner", "jsonl", data_files={"train": path, "test": path})
+    assert list(corpus.split("test")) == [
+        NERExample(("fun", "x\ufffd"), ("O", "O")),
+        NERExample(("\ufffd",), ("O",)),
+    ]
+    path = tmp_path / "cut_text.jsonl"
+    path.write_text(json.dumps({"text": "a\ud800b", "label": "x\udfff"}))
+    files = {"test": path, "train": path}
+    corpus = load_corpus("classification", "jsonl", data_files=files)
+    assert corpus.split("test")[0] == TextExample("a\ufffdb", "x\ufffd")
+    # the tokenizer used to fail on the lone surrogate with a TypeError
+    env = gym.make("TextClassification-v0", dataset="jsonl", data_files=files, max_tokens=8)
+    obs, _ = env.reset(seed=0)
+    assert obs in env.observation_space

@@ -4,7 +4,9 @@
 - TSV: tab-separated with a header row and *no* quoting, as in GLUE: a ``"`` is a
   character of the text. A row whose field count differs from the header's is an error.
 - JSONL (also ``.json``): one JSON object per line; blank lines are skipped. A ``.json``
-  file holding one JSON array of objects is read too.
+  file holding one JSON array of objects is read too. A ``\\uD83D`` escape with no partner
+  (a text cut inside a UTF-16 surrogate pair, as truncated tweets are) is read as U+FFFD,
+  since no tokenizer accepts a lone surrogate.
 
 Columns are chosen by keyword (``text_column=`` ...) or else by the first present of the
 defaults in :data:`DEFAULT_COLUMNS`. Labels become strings (JSON ``1`` gives ``"1"``) with
@@ -18,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -100,13 +103,26 @@ def _read_delimited(text: str, path: str, fmt: str) -> tuple[list[str], Iterator
     return header, iter(rows)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _parse_json(text: str, path: str, line: int | None) -> Any:
+    """``json.loads``, every failure a :class:`DataError` (``line`` None: the whole file)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        where = e.lineno if line is None else line
+        raise DataError(f"invalid JSON: {e.msg} (column {e.colno})", path, where) from None
+    except RecursionError:
+        raise DataError("invalid JSON: nested too deeply", path, line) from None
+    except ValueError as e:  # an integer of more than sys.get_int_max_str_digits() digits
+        raise DataError(f"invalid JSON: {e}", path, line) from None
+
+
 def _read_json(text: str, path: str) -> tuple[list[str], Iterator[Record]]:
     records: list[Record] = []
     if text.lstrip().startswith("["):
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise DataError(f"invalid JSON: {e.msg} (column {e.colno})", path, e.lineno) from None
+        items = _parse_json(text, path, None)
         for i, item in enumerate(items):
             if not isinstance(item, dict):
                 raise DataError(
@@ -117,10 +133,7 @@ def _read_json(text: str, path: str) -> tuple[list[str], Iterator[Record]]:
         for lineno, line in enumerate(split_lines(text), 1):
             if not line.strip():
                 continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"invalid JSON: {e.msg} (column {e.colno})", path, lineno) from None
+            item = _parse_json(line, path, lineno)
             if not isinstance(item, dict):
                 raise DataError(f"expected a JSON object, got {type(item).__name__}", path, lineno)
             records.append((lineno, "", item))
@@ -142,9 +155,14 @@ def _field(fields: Mapping[str, Any], column: str, path: str, line: int | None, 
         raise DataError(f"{record}missing field {column!r}", path, line) from None
 
 
+def _valid(text: str) -> str:
+    """``text`` with lone surrogates (only JSON escapes make them) replaced by U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
 def _text(value: Any, column: str, path: str, line: int | None, record: str) -> str:
     if isinstance(value, str):
-        return value
+        return _valid(value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     raise DataError(f"{record}field {column!r} is {brief(value)}, expected a string", path, line)
@@ -152,7 +170,7 @@ def _text(value: Any, column: str, path: str, line: int | None, record: str) -> 
 
 def _label(value: Any, column: str, path: str, line: int | None, record: str) -> str:
     if isinstance(value, (str, int, float, bool)):
-        label = str(value).strip()
+        label = _valid(str(value)).strip()
         if label:
             return label
     raise DataError(
@@ -165,7 +183,7 @@ def _words(value: Any, column: str, path: str, line: int | None, record: str) ->
         raise DataError(f"{record}field {column!r} must be a list of strings", path, line)
     if not value:
         raise DataError(f"{record}empty sentence: field {column!r} has no words", path, line)
-    return tuple(value)
+    return tuple(_valid(w) for w in value)
 
 
 def records_to_examples(
@@ -199,6 +217,7 @@ def records_to_examples(
                 raise DataError(f"{record}field {tcol!r} must be a list of tag strings", path, line)
             if len(raw) != len(words):
                 raise DataError(f"{record}{len(words)} words but {len(raw)} tags", path, line)
+            raw = [_valid(t) if isinstance(t, str) else t for t in raw]
             out.append(NERExample(words, to_iob2(raw, tag_scheme, path, line, record)))
     elif task == "classification":
         xcol = pick_column(columns, "text", text_column, path)
