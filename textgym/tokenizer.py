@@ -27,7 +27,7 @@ import numpy as np
 from textgym.errors import TextgymError
 
 #: Bump when the layout of cached arrays changes, so stale caches are never read.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 #: Names that resolve to the packaged all-MiniLM-L6-v2 tokenizer.
 DEFAULT_TOKENIZER_ALIASES = (
@@ -181,7 +181,11 @@ class TextTokenizer:
         for i, (words, enc) in enumerate(zip(sentences, encs, strict=True)):
             word_ids = enc.word_ids
             present = {w for w in word_ids if w is not None}
-            if unk is not None and present and len(present) <= max(present):
+            # A word is missing from a window with room to spare (no truncation), or
+            # before a word that is present: it has no subword (all words may lack one).
+            gap = len(present) <= max(present, default=-1)
+            room = enc.attention_mask[-1] == 0
+            if unk is not None and (gap or (room and len(present) < len(words))):
                 fixed = [w if j in present else unk for j, w in enumerate(words)]
                 enc = encoder.encode(fixed, is_pretokenized=True)
                 word_ids = enc.word_ids

@@ -103,3 +103,27 @@ def test_json_lone_surrogate_escapes_become_replacement_characters(tmp_path):
     env = gym.make("TextClassification-v0", dataset="jsonl", data_files=files, max_tokens=8)
     obs, _ = env.reset(seed=0)
     assert obs in env.observation_space
+
+
+# ----- NER: words the tokenizer maps to no subword ----------------------------------------
+
+
+def test_words_without_subwords_are_tagged_not_dropped(tmp_path):
+    """A control character or zero-width space alone in a sentence, or last in it, gave
+    episodes that skipped words (truncated early) or had zero words (a step tagged nothing)."""
+    sentences = [["a", "\x01"], ["\x1b"], ["\u200b", "b", "\x7f"], ["x"] * 30]
+    path = tmp_path / "ctrl.txt"
+    path.write_text("\n\n".join("\n".join(f"{w} O" for w in s) for s in sentences) + "\n")
+    files = {"train": path, "test": path}
+    env = gym.make("TextNER-v0", dataset="conll", data_files=files, split="test", max_tokens=10)
+    for index, words in enumerate(env.unwrapped.examples):
+        obs, _ = env.reset(options={"index": index})
+        steps, terminated, truncated = 0, False, False
+        while not (terminated or truncated):
+            obs, _, terminated, truncated, info = env.step(0)
+            steps += 1
+        if len(words.words) <= 8:  # fits in 10 tokens: every word is tagged
+            assert (steps, terminated, info["words_dropped"]) == (len(words.words), True, 0)
+        else:  # a full window: the words past it are dropped, as documented
+            assert (steps, truncated, obs["attention_mask"].all()) == (8, True, True)
+        assert obs["word_index"][0] == obs["word_mask"].sum() == steps
