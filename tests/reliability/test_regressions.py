@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import gymnasium as gym
+import numpy as np
 import pytest
 
 import textgym  # noqa: F401  (registers the env ids)
 from textgym.corpora import NERExample, TextExample, load_corpus
-from textgym.errors import DataError
+from textgym.errors import DataError, TextgymError
 
 # ----- corpora: encodings and line ends ---------------------------------------------------
 
@@ -127,3 +129,23 @@ def test_words_without_subwords_are_tagged_not_dropped(tmp_path):
         else:  # a full window: the words past it are dropped, as documented
             assert (steps, truncated, obs["attention_mask"].all()) == (8, True, True)
         assert obs["word_index"][0] == obs["word_mask"].sum() == steps
+
+
+# ----- vector envs: bad arguments that escaped as TypeError or warned ---------------------
+
+
+def test_vector_env_bad_indices_seed_and_infinite_actions_are_textgym_errors():
+    env = gym.make_vec("TextClassification-v0", num_envs=2, max_tokens=8)
+    with pytest.raises(TextgymError, match=r"options\['indices'\] must be a sequence"):
+        env.reset(options={"indices": 5})  # was TypeError: 'int' object is not iterable
+    with pytest.raises(TextgymError, match="seed must be an integer or a sequence"):
+        env.reset(seed=1.5)  # was TypeError: 'float' object is not iterable
+    with pytest.raises(TextgymError, match="seeds must be integers"):
+        env.reset(seed=[0, 1.5])
+    env.reset(seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # was RuntimeWarning: invalid value in cast
+        for bad in (np.array([0.0, np.inf]), np.array([0.0, 1e300])):
+            with pytest.raises(TextgymError, match="not in the action space|must be 2 integers"):
+                env.step(bad)
+    env.step(np.array([0.0, 1.0]))  # whole floats (SB3's float buffers) still work

@@ -323,6 +323,22 @@ class TextEnv(TaskEnvMixin, gym.Env):
         raise NotImplementedError
 
 
+def _seed_list(seed: Any, num_envs: int) -> list[int]:
+    """The per-slot seeds of ``reset(seed=[...])``, checked."""
+    try:
+        seeds = list(seed)
+    except TypeError:
+        raise TextgymError(
+            f"seed must be an integer or a sequence of {num_envs} integers, got {seed!r}"
+        ) from None
+    if len(seeds) != num_envs:
+        raise TextgymError(f"reset got {len(seeds)} seeds for {num_envs} envs")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
+            raise TextgymError(f"seeds must be integers, got {s!r}")
+    return [int(s) for s in seeds]
+
+
 class TextVectorEnv(TaskEnvMixin, VectorEnv):
     """Base of the native batched envs (same-step autoreset).
 
@@ -384,9 +400,7 @@ class TextVectorEnv(TaskEnvMixin, VectorEnv):
                 seeds = [int(seed) + i for i in range(self.num_envs)]
                 self._np_random, self._np_random_seed = seeding.np_random(int(seed))
             else:
-                seeds = list(seed)
-                if len(seeds) != self.num_envs:
-                    raise TextgymError(f"reset got {len(seeds)} seeds for {self.num_envs} envs")
+                seeds = _seed_list(seed, self.num_envs)
             self._keys[:] = [draw_key(seeding.np_random(s)[0]) for s in seeds]
         self._counters[:] = 0
         self._seeded = True
@@ -420,9 +434,14 @@ class TextVectorEnv(TaskEnvMixin, VectorEnv):
             indices = np.array([self._check_index(i) for i in index.tolist()], np.int64)
         else:
             if "indices" in options:
-                self._playlist = np.array(
-                    [self._check_index(i) for i in options["indices"]], np.int64
-                )
+                try:
+                    playlist = list(options["indices"])
+                except TypeError:
+                    raise TextgymError(
+                        "options['indices'] must be a sequence of example indices, got "
+                        f"{options['indices']!r}"
+                    ) from None
+                self._playlist = np.array([self._check_index(i) for i in playlist], np.int64)
             indices = self._draw(slots)
         self._indices[:] = indices
         self._reset_slots(slots, indices)
@@ -462,8 +481,9 @@ class TextVectorEnv(TaskEnvMixin, VectorEnv):
     def _check_actions(self, actions) -> np.ndarray:
         actions = np.asarray(actions)
         n = self.single_action_space.n
-        whole_floats = np.issubdtype(actions.dtype, np.floating) and np.all(
-            actions == np.round(actions)
+        # Whole, finite floats that int64 holds exactly; anything else is refused below.
+        whole_floats = np.issubdtype(actions.dtype, np.floating) and bool(
+            np.all((actions == np.round(actions)) & (np.abs(actions) < 2**53))
         )
         if actions.shape == (self.num_envs,) and whole_floats:
             actions = actions.astype(np.int64)  # e.g. SB3's float action buffers
