@@ -7,7 +7,7 @@ deciding from the observation space's keys:
 
 | task (keys present) | features |
 |---|---|
-| NER (``word_starts``, ``word_index``, ``tags``) | encoder state at the first subword of the word being tagged, plus an embedding of the previous tag |
+| NER (``word_starts``, ``word_index``, ``tags``) | encoder states at the first subword of the word being tagged and of its two neighbours, plus an embedding of the previous tag |
 | summarization (``summary_ids``, ``summary_mask``) | mean-pooled source, the embeddings of the last ``summary_context`` emitted tokens, and an embedding of the summary length |
 | classification (``input_ids``, ``attention_mask``) | mean-pooled document |
 
@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import nullcontext
 
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from textgym.errors import TextgymError
 
@@ -163,6 +165,11 @@ class TextEncoderExtractor(BaseFeaturesExtractor):
     ``nn.Linear`` it reaches through ``features_extractor.apply``; :meth:`apply` skips a
     pretrained encoder so its weights survive.
 
+    TRPO differentiates the policy twice (Hessian-vector products), which PyTorch's fused
+    attention kernels do not support; with ``double_backward=True`` (default) passes that
+    record gradients use the plain "math" attention kernel (about 15% slower on a CPU),
+    and rollouts, which run without gradients, keep the fused kernels.
+
     Args:
         observation_space: The env's ``Dict`` observation space.
         encoder: ``"tiny"`` (default; trainable, fast on CPU), ``"minilm"`` (the packaged
@@ -175,6 +182,8 @@ class TextEncoderExtractor(BaseFeaturesExtractor):
         summary_context: How many of the last emitted summary tokens to embed.
         tiny_dim: Hidden size of the tiny encoder.
         tiny_layers: Transformer layers of the tiny encoder (0: embedding bag).
+        double_backward: Make gradient passes twice differentiable (needed by TRPO);
+            False is faster for first-order algorithms (PPO, A2C, DQN).
     """
 
     def __init__(
@@ -186,6 +195,7 @@ class TextEncoderExtractor(BaseFeaturesExtractor):
         summary_context: int = 2,
         tiny_dim: int = 64,
         tiny_layers: int = 1,
+        double_backward: bool = True,
     ):
         task = _task_of(observation_space)
         ids_space = observation_space["input_ids"]
@@ -199,13 +209,14 @@ class TextEncoderExtractor(BaseFeaturesExtractor):
         hidden = enc.hidden_size
         features_dim = hidden
         if task == "ner":
-            features_dim += tag_dim
+            features_dim = 3 * hidden + tag_dim
         elif task == "summarization":
             features_dim += summary_context * hidden + tag_dim
         super().__init__(observation_space, features_dim)
         self.task = task
         self.encoder = enc
         self.pretrained = encoder != "tiny"
+        self.double_backward = double_backward
         if freeze_encoder:
             self.encoder.requires_grad_(False)
         if task == "ner":
@@ -233,7 +244,9 @@ class TextEncoderExtractor(BaseFeaturesExtractor):
         mask = mask[:, :length].clone()
         mask[:, 0] = 1  # never an all-padding row (NaN in attention); position 0 is [CLS]
         ids = obs["input_ids"][:, :length].long()
-        return mask, self.encoder(ids, mask)
+        math_only = self.double_backward and torch.is_grad_enabled()
+        with sdpa_kernel(SDPBackend.MATH) if math_only else nullcontext():
+            return mask, self.encoder(ids, mask)
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
         mask, hidden = self._encode(observations)  # (B, L'), (B, L', H)
@@ -246,17 +259,23 @@ class TextEncoderExtractor(BaseFeaturesExtractor):
     def _ner_features(self, obs: dict[str, torch.Tensor], hidden: torch.Tensor) -> torch.Tensor:
         starts = obs["word_starts"].long()  # (B, W)
         index = obs["word_index"].long()  # (B, 1)
-        # A final observation has word_index == number of words, which may be W.
-        word = index.clamp(max=starts.shape[1] - 1)
-        position = starts.gather(1, word).clamp(max=hidden.shape[1] - 1)  # (B, 1)
-        word_state = hidden.gather(
-            1, position.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])
-        ).squeeze(1)  # (B, H)
+        width = starts.shape[1]
+        # The word being tagged and its neighbours (zeros outside the sentence): context
+        # for encoders without attention layers, a cheap hint for the others.
+        window = index + torch.arange(-1, 2, device=index.device)  # (B, 3)
+        inside = (window >= 0) & (window < width)
+        window = window.clamp(min=0, max=width - 1)
+        inside &= obs["word_mask"].long().gather(1, window) == 1
+        # A final observation's word_index (the number of words) is past the last word.
+        inside[:, 1] = True
+        position = starts.gather(1, window).clamp(max=hidden.shape[1] - 1)  # (B, 3)
+        states = hidden.gather(1, position.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+        states = states * inside.unsqueeze(-1)  # (B, 3, H)
         tags = obs["tags"].long()  # (B, W)
         untagged = self.tag_embedding.num_embeddings - 1
-        previous = tags.gather(1, (index - 1).clamp(min=0, max=tags.shape[1] - 1))
+        previous = tags.gather(1, (index - 1).clamp(min=0, max=width - 1))  # (B, 1)
         previous = torch.where(index == 0, torch.full_like(previous, untagged), previous)
-        return torch.cat([word_state, self.tag_embedding(previous.squeeze(1))], dim=1)
+        return torch.cat([states.flatten(1), self.tag_embedding(previous.squeeze(1))], dim=1)
 
     def _summary_features(
         self, obs: dict[str, torch.Tensor], hidden: torch.Tensor, mask: torch.Tensor
