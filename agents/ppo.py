@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.distributions import kl_divergence
+from torch.distributions import Categorical
 
 from .common.on_policy import (
     OnPolicyAlgorithm,
@@ -37,6 +37,18 @@ class PPOSettings(OnPolicySettings):
     generator close to its starting point; costs one more encoder pass per minibatch."""
 
 
+def categorical_kl(p: Categorical, q: Categorical) -> torch.Tensor:
+    """KL(p || q) per row, 0 (not NaN) over actions p gives no mass.
+
+    ``torch.distributions.kl_divergence`` computes ``0 * (-inf - -inf)`` = NaN on the
+    actions a mask removes (-inf logits in both), which a generator's masks always do.
+    """
+    outside = p.probs == 0
+    log_p = p.logits.masked_fill(outside, 0.0)
+    log_q = q.logits.masked_fill(outside, 0.0)
+    return (p.probs * (log_p - log_q)).sum(-1)
+
+
 @register_algorithm
 class PPO(OnPolicyAlgorithm):
     """PPO with a shared-backbone transformer actor-critic; see :class:`PPOSettings`."""
@@ -49,6 +61,11 @@ class PPO(OnPolicyAlgorithm):
         self.reference = None
         if self.settings.kl_coef > 0:
             self.reference = copy.deepcopy(self.policy).requires_grad_(False)
+
+    def _frozen_modules(self) -> dict[str, torch.nn.Module]:
+        # the reference is the policy as training began; rebuilt from the loaded weights
+        # on resume it would drift to wherever the run had got to
+        return {} if self.reference is None else {"reference": self.reference}
 
     def train(self) -> dict[str, float]:
         s, buf = self.settings, self.buffer
@@ -82,7 +99,7 @@ class PPO(OnPolicyAlgorithm):
                             self.reference.encode(mb.contexts), mb.contexts, mb.ctx_index, mb.obs
                         )
                     ref = self.reference.distribution(ref_logits, mb.action_masks)
-                    ref_kl = kl_divergence(dist, ref).mean()
+                    ref_kl = categorical_kl(dist, ref).mean()
                     loss = loss + s.kl_coef * ref_kl
                     logs["reference_kl"].append(ref_kl.item())
                 with torch.no_grad():

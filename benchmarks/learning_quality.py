@@ -159,10 +159,15 @@ def main() -> None:
     p.add_argument("--cls-timesteps", type=int, default=4096)
     p.add_argument("--eval-sentences", type=int, default=0, help="NER test subset (0: all)")
     p.add_argument("--policy", default="minilm")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip", nargs="*", default=[], choices=("ner", "cls", "sum"))
     args = p.parse_args()
+    if args.threads:
+        # on a CPU shared with other jobs, fewer threads than cores avoids OpenMP
+        # barriers waiting on descheduled threads (small encoder batches suffer most)
+        torch.set_num_threads(args.threads)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         env_kwargs = conll_kwargs(args.eval_sentences, Path(tmp))

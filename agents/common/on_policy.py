@@ -340,6 +340,10 @@ class OnPolicyAlgorithm:
         """Named optimisers whose state checkpoints keep (for ``--resume``)."""
         return {"optimizer": self.optimizer}
 
+    def _frozen_modules(self) -> dict[str, torch.nn.Module]:
+        """Named networks besides the policy that checkpoints keep (a reference policy)."""
+        return {}
+
     def train(self) -> dict[str, float]:
         """One update from ``self.buffer`` (advantages and returns filled); returns logs."""
         raise NotImplementedError
@@ -572,6 +576,8 @@ class OnPolicyAlgorithm:
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
         atomic_save_tensors(tmp / "model.safetensors", self.policy.state_dict())
+        for name, module in self._frozen_modules().items():
+            atomic_save_tensors(tmp / f"{name}.safetensors", module.state_dict())
         config = {
             "format": "textgym-agent/1",
             "algorithm": self.name,
@@ -647,6 +653,9 @@ class OnPolicyAlgorithm:
         model.num_updates = config["num_updates"]
         model.wall_time = config.get("wall_time", 0.0)
         model.eval_history = config["eval_history"]
+        for name, module in model._frozen_modules().items():
+            if (path / f"{name}.safetensors").exists():
+                module.load_state_dict(read_tensors(path / f"{name}.safetensors"))
         if "training_state" in config:
             model._load_training_state(path, config["training_state"])
         return model

@@ -148,6 +148,18 @@ def test_resume_continues_to_the_requested_step_count(tmp_path):
     assert resumed.num_timesteps == 128 and len(resumed.logger.rows) == 2
 
 
+def test_resume_keeps_the_kl_reference_policy(tmp_path):
+    model = small_agent(PPO, "TextSummarization-v0", kl_coef=0.1)
+    model.learn(64, progress_bar=False)
+    model.save(tmp_path / "ckpt", training_state=True)
+    resumed = PPO.load(tmp_path / "ckpt", device="cpu")
+    reference = dict(model.reference.state_dict())
+    for name, tensor in resumed.reference.state_dict().items():
+        assert torch.equal(tensor, reference[name]), name
+    policy = resumed.policy.state_dict()
+    assert any(not torch.equal(t, policy[n]) for n, t in reference.items())
+
+
 def test_cli_train_then_eval_in_subprocess(tmp_path):
     out = tmp_path / "run"
     cmd = ["textgym"]

@@ -126,3 +126,21 @@ def test_buffer_stores_contexts_once_and_batches_whole_contexts():
         assert set(ids.tolist()) <= {1, 2, 3}
     whole = buf.get(np.arange(8), "cpu")
     assert whole.contexts["input_ids"][whole.ctx_index, 0].tolist() == [1, 2, 1, 2, 1, 3, 1, 3]
+
+
+def test_categorical_kl_is_finite_over_masked_actions_and_matches_torch_elsewhere():
+    from textgym.agents.ppo import categorical_kl
+    from torch.distributions import Categorical, kl_divergence
+
+    logits_p, logits_q = torch.randn(3, 5), torch.randn(3, 5)
+    p, q = Categorical(logits=logits_p), Categorical(logits=logits_q)
+    torch.testing.assert_close(categorical_kl(p, q), kl_divergence(p, q))
+    mask = torch.tensor([True, True, False, True, False])
+    pm = Categorical(logits=logits_p.masked_fill(~mask, -torch.inf).requires_grad_())
+    qm = Categorical(logits=logits_q.masked_fill(~mask, -torch.inf))
+    kl = categorical_kl(pm, qm)
+    assert torch.isfinite(kl).all() and (kl >= 0).all()
+    expected = kl_divergence(
+        Categorical(logits=logits_p[:, mask]), Categorical(logits=logits_q[:, mask])
+    )
+    torch.testing.assert_close(kl, expected)
