@@ -13,7 +13,7 @@ CONFIG = {
     "seeds": [3, 5],
     "n_timesteps": 1000,
     "policy": "tiny",
-    "agents": {"majority": {}, "ppo": {"learning_rate": 1e-4}},
+    "agents": {"majority": {}, "ppo": {"learning_rate": "1e-4"}},  # as YAML reads 1e-4
     "envs": {
         "ner": {"env_id": "TextNER-v0", "env_kwargs": {"max_tokens": 24}},
         "cls": {

@@ -48,6 +48,8 @@ TOP_LEVEL_KEYS = {"seeds", "n_timesteps", "policy", "device", "eval_split", "age
 ENV_KEYS = {"env_id", "env_kwargs", "agents", "n_timesteps", "policy", "eval_split"}
 RUN_SETTINGS = {"n_timesteps", "policy", "checkpoint_freq", "algo"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# YAML 1.1 (PyYAML) reads 3e-4 as a string; only 3.0e-4 is a float.
+_EXPONENT_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 
 @dataclass(frozen=True)
@@ -243,6 +245,10 @@ def parse_config(data: Any, source: str = "<config>") -> list[RunSpec]:
             checkpoint_freq = entry.pop("checkpoint_freq", None)
             if checkpoint_freq is not None:
                 checkpoint_freq = _positive_int(source, f"{where}.checkpoint_freq", checkpoint_freq)
+            entry = {
+                k: float(v) if isinstance(v, str) and _EXPONENT_FLOAT.match(v) else v
+                for k, v in entry.items()
+            }
             check_hyperparameters(source, where, algo, entry)
             for seed in seeds:
                 runs.append(

@@ -198,8 +198,9 @@ def to_markdown(
         f"Scores are on each run's evaluation split: {CI_TEXT}; IQM is the interquartile "
         "mean over seeds. Rows are ranked within their spec; runs are pooled only when env "
         "id, env kwargs (defaults filled in), textgym version, split, agent, encoder, "
-        "hyperparameters and step budget all agree. Shaded rows in the HTML are baselines; "
-        "supervised's step count is the labelled decisions it trained on.",
+        "hyperparameters and step budget all agree. Wall time is the mean time spent training "
+        "(evaluation excluded). Shaded rows in the HTML are baselines; supervised's step "
+        "count is the labelled decisions it trained on.",
         "",
     ]
     for table in board.tables:
@@ -332,7 +333,8 @@ def to_html(board: Leaderboard, meta: dict[str, Any], pngs: dict[tuple[str, str]
             else ""
         )
         + f" Scores: {html.escape(CI_TEXT)}; IQM: interquartile mean over seeds. Ranked within "
-        "each spec; shaded rows are baselines. Click a header to sort.</p>"
+        "each spec; wall time is the mean training time; shaded rows are baselines. Click a "
+        "header to sort.</p>"
     )
     for table in board.tables:
         parts.append(f"<h2>{html.escape(table.env_id)} — {html.escape(table.metric_name)}</h2>")
