@@ -64,7 +64,9 @@ def _curve(run_summary: dict, key: str) -> tuple[list[float], list[float]]:
 
 
 def plot_curves(table: EnvTable, spec: Spec) -> bytes | None:
-    """PNG of the validation metric and mean return against env steps (None: no curves).
+    """PNG of the validation metric and mean return against env steps.
+
+    None when no RL agent of the spec recorded validation points.
 
     RL agents: mean over seeds with a min-max band. Baselines: a dashed line at their
     final validation value (they do not learn from env steps).
@@ -80,8 +82,9 @@ def plot_curves(table: EnvTable, spec: Spec) -> bytes | None:
         (table.metric_key, f"validation {table.metric_name}"),
         ("mean_reward", "validation mean return"),
     )
-    if not any(_curve(run.summary, table.metric_key)[0] for row in rows for run in row.runs):
-        return None
+    learners = [row for row in rows if not row.is_baseline]
+    if not any(_curve(run.summary, table.metric_key)[0] for row in learners for run in row.runs):
+        return None  # baselines alone are flat lines: nothing learns here
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, (key, title) in zip(axes, panels, strict=True):

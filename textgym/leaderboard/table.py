@@ -210,8 +210,11 @@ def load_runs(roots: list[str | os.PathLike]) -> tuple[list[Run], list[tuple[str
 
 
 def _differences(a: dict[str, Any], b: dict[str, Any]) -> str:
-    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-    return ", ".join(f"{k}={a.get(k)!r} (vs {b.get(k)!r})" for k in keys)
+    def show(d: dict[str, Any], key: str) -> str:
+        return repr(d[key]) if key in d else "unset"
+
+    keys = sorted(k for k in set(a) | set(b) if k not in a or k not in b or a[k] != b[k])
+    return ", ".join(f"{k}={show(a, k)} (vs {show(b, k)})" for k in keys)
 
 
 def _spec_note(spec: Spec, reference: Spec) -> str:
