@@ -62,3 +62,21 @@ def test_register_adds_both_subcommands():
     assert (args.command, args.workers, args.out) == ("bench", 2, "runs")
     args = parser.parse_args(["leaderboard", "runs", "--out", "lb"])
     assert (args.command, args.runs) == ("leaderboard", ["runs"])
+
+
+def test_without_matplotlib_the_tables_are_still_written(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.split(".")[0] == "matplotlib":
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    make_runs(tmp_path / "runs")
+    board = build([tmp_path / "runs"], n_resamples=100)
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    write_leaderboard(board, tmp_path / "lb", command="test")
+    assert "pip install textgym[plots]" in (tmp_path / "lb" / "leaderboard.md").read_text()
+    assert not (tmp_path / "lb" / "curves").exists()

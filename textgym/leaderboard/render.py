@@ -196,6 +196,8 @@ def to_markdown(
     )
     if meta.get("bench_command"):
         lines.append(f"The runs were made by `{meta['bench_command']}`.")
+    if meta.get("curves_note"):
+        lines.append(meta["curves_note"] + ".")
     lines += [
         "",
         f"Scores are on each run's evaluation split: {CI_TEXT}; IQM is the interquartile "
@@ -339,6 +341,8 @@ def to_html(board: Leaderboard, meta: dict[str, Any], pngs: dict[tuple[str, str]
         "each spec; wall time is the mean training time; shaded rows are baselines. Click a "
         "header to sort.</p>"
     )
+    if meta.get("curves_note"):
+        parts.append(f'<p class="meta">{html.escape(meta["curves_note"])}.</p>')
     for table in board.tables:
         parts.append(f"<h2>{html.escape(table.env_id)} — {html.escape(table.metric_name)}</h2>")
         for spec in table.specs:
@@ -389,7 +393,13 @@ def write_leaderboard(
     pngs: dict[tuple[str, str], bytes] = {}
     curves: dict[tuple[str, str], str] = {}
     written: dict[str, Path] = {}
-    for table in board.tables:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        meta["curves_note"] = (
+            "no learning curves: matplotlib is not installed (pip install textgym[plots])"
+        )
+    for table in board.tables if "curves_note" not in meta else []:
         for spec in table.specs:
             png = plot_curves(table, spec)
             if png is None:
