@@ -93,7 +93,10 @@ def ner_part(args: argparse.Namespace, env_kwargs: dict) -> tuple[dict, dict]:
         learn_for(model, budget)
         f1 = model.evaluate("test").metrics["f1"]
         agents[name] = {"f1": f1, "words": model.num_timesteps, "seconds": model.wall_time}
-        print(f"  {name}: F1 {f1:.4f} after {model.num_timesteps} words, {model.wall_time:.0f}s")
+        print(
+            f"  {name}: F1 {f1:.4f} after {model.num_timesteps} words, {model.wall_time:.0f}s",
+            flush=True,
+        )
         del model
 
     # supervised: the PPO container gives the same policy, predict path and evaluation
@@ -125,6 +128,7 @@ def ner_part(args: argparse.Namespace, env_kwargs: dict) -> tuple[dict, dict]:
     sup = {"f1": holder.evaluate("test").metrics["f1"], "words": words, "seconds": clock}
     for _, name in pending:  # agents that saw more words than supervised did in the budget
         at_words[name] = sup["f1"]
+    print(f"  supervised: F1 {sup['f1']:.4f} after {words} words, {clock:.0f}s", flush=True)
     return agents, {**sup, "at_words": at_words}
 
 
@@ -139,6 +143,7 @@ def classification_part(args: argparse.Namespace) -> dict:
             "steps": model.num_timesteps,
             "seconds": model.wall_time,
         }
+        print(f"  {name}: accuracy {out[name]['accuracy']:.4f}", flush=True)
     return out
 
 
