@@ -26,7 +26,7 @@ import numpy as np
 
 from textgym.errors import TextgymError
 
-#: Bump when the layout of cached arrays changes, so stale caches are never read.
+#: Bump when the layout or content of cached arrays changes, so stale caches are never read.
 CACHE_VERSION = 2
 
 #: Names that resolve to the packaged all-MiniLM-L6-v2 tokenizer.
