@@ -149,3 +149,30 @@ def test_vector_env_bad_indices_seed_and_infinite_actions_are_textgym_errors():
             with pytest.raises(TextgymError, match="not in the action space|must be 2 integers"):
                 env.step(bad)
     env.step(np.array([0.0, 1.0]))  # whole floats (SB3's float buffers) still work
+
+
+# ----- NER: empty-string words (JSON Lines, Hugging Face files) ---------------------------
+
+
+def test_an_empty_string_word_is_a_data_error_naming_file_and_line(tmp_path):
+    """A word "" has no subword under any tokenizer; with one that has no [UNK] (byte-level
+    BPE, as GPT-2's) a sentence [""] had 0 taggable words and the rest of ["a", "", "b"]
+    was dropped silently."""
+    path = tmp_path / "empty_word.jsonl"
+    path.write_text(
+        '{"tokens": ["a"], "ner_tags": ["O"]}\n{"tokens": ["a", "", "b"], "ner_tags": ["O", "O", "O"]}\n'
+    )
+    with pytest.raises(
+        DataError, match=r"empty_word\.jsonl, line 2: field 'tokens': word 1 is an empty string"
+    ):
+        load_corpus("ner", str(path))
+
+
+def test_an_empty_string_word_in_a_parquet_file_is_a_data_error(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    path = tmp_path / "ner.parquet"
+    datasets.Dataset.from_dict(
+        {"tokens": [["a"], ["b", ""]], "ner_tags": [["O"], ["O", "O"]]}
+    ).to_parquet(path)
+    with pytest.raises(DataError, match="row 1: field 'tokens': word 1 is an empty string"):
+        load_corpus("ner", str(path))

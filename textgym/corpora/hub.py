@@ -25,7 +25,7 @@ from textgym.errors import DataError, TextgymError
 
 from .conll import brief, to_iob2
 from .records import SPLIT_ALIASES, NERExample, Seq2SeqExample, TextExample
-from .tabular import pick_column
+from .tabular import check_words, pick_column
 
 
 @dataclass(frozen=True)
@@ -127,8 +127,8 @@ def _ner_examples(
     out = []
     for i, (words, tags) in enumerate(zip(data[wcol], data[tcol], strict=True)):
         record = f"row {i}: "
-        if not words:
-            raise DataError(f"{record}empty sentence (no {wcol!r})", where)
+        words = [str(w) for w in words or ()]
+        check_words(words, wcol, where, None, record)
         if tags is None or len(tags) != len(words):
             raise DataError(f"{record}{len(words)} words but {len(tags or ())} tags", where)
         if names is not None:
@@ -138,9 +138,7 @@ def _ner_examples(
                     where,
                 )
             tags = [names[t] for t in tags]
-        out.append(
-            NERExample(tuple(map(str, words)), to_iob2(tags, tag_scheme, where, None, record))
-        )
+        out.append(NERExample(tuple(words), to_iob2(tags, tag_scheme, where, None, record)))
     return out
 
 

@@ -12,7 +12,8 @@ Columns are chosen by keyword (``text_column=`` ...) or else by the first presen
 defaults in :data:`DEFAULT_COLUMNS`. Labels become strings (JSON ``1`` gives ``"1"``) with
 surrounding whitespace removed; texts are kept verbatim, and an empty text is kept (the envs
 handle it), whereas an empty or null label is an error. NER records (JSONL only) carry a
-list of words (``tokens`` / ``words``) and a list of string tags (``ner_tags`` / ``tags``).
+list of words (``tokens`` / ``words``, none of them "") and a list of string tags
+(``ner_tags`` / ``tags``).
 """
 
 from __future__ import annotations
@@ -178,11 +179,21 @@ def _label(value: Any, column: str, path: str, line: int | None, record: str) ->
     )
 
 
+def check_words(
+    words: Sequence[str], column: str, path: str, line: int | None, record: str
+) -> None:
+    """A sentence has words, and a word is never "" (no tokenizer gives it a subword)."""
+    if not words:
+        raise DataError(f"{record}empty sentence: field {column!r} has no words", path, line)
+    for i, word in enumerate(words):
+        if not word:
+            raise DataError(f"{record}field {column!r}: word {i} is an empty string", path, line)
+
+
 def _words(value: Any, column: str, path: str, line: int | None, record: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(w, str) for w in value):
         raise DataError(f"{record}field {column!r} must be a list of strings", path, line)
-    if not value:
-        raise DataError(f"{record}empty sentence: field {column!r} has no words", path, line)
+    check_words(value, column, path, line, record)
     return tuple(_valid(w) for w in value)
 
 
