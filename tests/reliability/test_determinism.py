@@ -215,6 +215,7 @@ PROCESS_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_same_episodes_and_losses_in_another_process_cold_or_warm_cache(tmp_path):
     """Two processes with different hash seeds; the first builds the tokenized arrays,
     the second reads them from the on-disk cache."""
