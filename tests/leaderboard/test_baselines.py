@@ -85,17 +85,21 @@ def test_supervised_summary_counts_labelled_decisions(tmp_path):
         "supervised",
         ctx(NER, run_dir=tmp_path),
         out=tmp_path,
-        epochs=1,
+        epochs=2,
         max_train_examples=48,
         batch_size=16,
+        learning_rate=1e-3,
     )
     env = gym.make(NER[0], split="train", **NER[1])
     # the words each sentence's observation holds (a long tweet loses words to max_tokens)
     words = sum(int(env.reset(options={"index": i})[0]["word_mask"].sum()) for i in range(48))
     assert words < sum(len(ex.tags) for ex in examples(NER, "train")[:48])
-    assert summary["total_env_steps"] == words
+    assert summary["total_env_steps"] == 2 * words
     assert summary["policy"] == "tiny" and summary["device"] == "cpu"
-    assert [p["timesteps"] for p in summary["validation_curve"]] == [words]
+    first, second = summary["validation_curve"]
+    assert (first["timesteps"], second["timesteps"]) == (words, 2 * words)
+    # each epoch's point scores that epoch's weights (no predictions cached across updates)
+    assert first != {**second, "timesteps": words}
     assert json.loads((tmp_path / "summary.json").read_text())["agent"] == "supervised"
     assert 0.0 <= summary["test_metrics"]["f1"] <= 1.0
 

@@ -319,7 +319,11 @@ def _tensors(obs: dict[str, np.ndarray], rows: np.ndarray | slice, device: str) 
 
 
 def _predictor(model: _SupervisedModel, device: str, batch_size: int) -> Policy:
-    """The evaluation policy: argmax labels, each NER sentence encoded once and cached."""
+    """An evaluation policy: argmax labels, each NER sentence encoded once and cached.
+
+    The cache holds predictions of the weights at creation time: make a new predictor
+    after every update.
+    """
     torch = model.torch
     cache: dict[bytes, np.ndarray] = {}
 
@@ -422,7 +426,6 @@ def supervised(
         scheduler.load_state_dict(saved["scheduler"])
         torch.set_rng_state(saved["torch_rng"].cpu())
         state = {k: saved[k] for k in state}
-    predict = _predictor(model, device, batch_size)
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=-100)
     target_t = torch.as_tensor(targets, dtype=torch.long)
     for epoch in range(state["epoch"], epochs):
@@ -443,6 +446,7 @@ def supervised(
         model.modules.eval()
         state["wall_time_s"] += time.perf_counter() - start
         state["epoch"] = epoch + 1
+        predict = _predictor(model, device, batch_size)  # fresh cache for the new weights
         state["curve"] = state["curve"] + _curve_point(ctx, predict, decisions * (epoch + 1))
         if checkpoint is not None:
             _save_checkpoint(checkpoint, model, optimizer, scheduler, state)
@@ -457,7 +461,7 @@ def supervised(
         "max_train_examples": max_train_examples,
     }
     return Fitted(
-        predict,
+        _predictor(model, device, batch_size),
         hparams,
         total_env_steps=decisions * epochs,
         wall_time_s=state["wall_time_s"],
