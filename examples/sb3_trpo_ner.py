@@ -12,7 +12,7 @@ embeddings and policy-gradient updates of a rare tag vanish where the policy is 
 but it needs far more steps, or a pretrained encoder, than a few CPU minutes allow.
 
     python examples/sb3_trpo_ner.py                      # ~3 min on a laptop CPU
-    python examples/sb3_trpo_ner.py --encoder minilm     # pretrained; hours on a CPU
+    python examples/sb3_trpo_ner.py --encoder minilm     # pretrained; far slower per step
 """
 
 from __future__ import annotations

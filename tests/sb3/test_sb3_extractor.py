@@ -6,6 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from sb3_contrib import TRPO
 from stable_baselines3 import PPO
 from stable_baselines3.common.preprocessing import preprocess_obs
 
@@ -117,9 +118,55 @@ def test_unknown_encoder_is_a_clear_error():
 
 
 def test_freeze_encoder(small_kwargs):
-    _, space = batch("TextClassification-v0", small_kwargs["TextClassification-v0"], n=1)
+    obs, space = batch("TextNER-v0", small_kwargs["TextNER-v0"], n=2, steps=1)
     extractor = TextEncoderExtractor(space, freeze_encoder=True)
-    assert not any(p.requires_grad for p in extractor.encoder.parameters())
+    extractor(sb3_tensors(obs, space)).sum().backward()
+    assert all(p.grad is None for p in extractor.encoder.parameters())
+    assert extractor.tag_embedding.weight.grad is not None
+
+
+def test_trpo_with_a_frozen_encoder(small_kwargs):
+    """TRPO differentiates every policy parameter: a frozen encoder must not break it."""
+    env = make_sb3_vec_env("TextClassification-v0", 4, **small_kwargs["TextClassification-v0"])
+    model = TRPO(
+        "MultiInputPolicy",
+        env,
+        n_steps=32,
+        batch_size=128,
+        cg_max_steps=3,
+        n_critic_updates=1,
+        policy_kwargs=dict(
+            features_extractor_class=TextEncoderExtractor,
+            features_extractor_kwargs=dict(freeze_encoder=True),
+        ),
+    )
+    before = [p.clone() for p in model.policy.features_extractor.encoder.parameters()]
+    model.learn(128)
+    after = list(model.policy.features_extractor.encoder.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(after, before, strict=True))
+
+
+@pytest.mark.parametrize("double_backward", [True, False])
+def test_trpo_differentiates_through_attention(double_backward, small_kwargs):
+    """TRPO's Hessian-vector products need twice-differentiable attention."""
+    env = make_sb3_vec_env("TextNER-v0", 4, **small_kwargs["TextNER-v0"])
+    model = TRPO(
+        "MultiInputPolicy",
+        env,
+        n_steps=16,
+        batch_size=64,
+        cg_max_steps=2,
+        n_critic_updates=1,
+        policy_kwargs=dict(
+            features_extractor_class=TextEncoderExtractor,
+            features_extractor_kwargs=dict(double_backward=double_backward),
+        ),
+    )
+    if double_backward:
+        model.learn(64)
+    else:  # the fused kernels have no second derivative
+        with pytest.raises(RuntimeError, match="derivative"):
+            model.learn(64)
 
 
 def test_minilm_weights_survive_sb3_orthogonal_init(small_kwargs):

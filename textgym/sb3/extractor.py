@@ -177,7 +177,9 @@ class TextEncoderExtractor(BaseFeaturesExtractor):
             embedding table, so the env's tokenizer must be the encoder's (the default
             tokenizer is MiniLM's).
         freeze_encoder: Keep the encoder's weights fixed (only the task embeddings and
-            SB3's heads train).
+            SB3's heads train): it runs without gradients, so its parameters never get
+            any. They keep ``requires_grad`` because sb3-contrib's TRPO asks autograd
+            for the gradient of every policy parameter, which fails on one without it.
         tag_dim: Size of the previous-tag embedding (NER).
         summary_context: How many of the last emitted summary tokens to embed.
         tiny_dim: Hidden size of the tiny encoder.
@@ -217,8 +219,7 @@ class TextEncoderExtractor(BaseFeaturesExtractor):
         self.encoder = enc
         self.pretrained = encoder != "tiny"
         self.double_backward = double_backward
-        if freeze_encoder:
-            self.encoder.requires_grad_(False)
+        self.freeze_encoder = freeze_encoder
         if task == "ner":
             # tag ids 0..len(labels)-1, and len(labels) = "not tagged yet" (the Box's high)
             self.tag_embedding = nn.Embedding(
@@ -244,6 +245,9 @@ class TextEncoderExtractor(BaseFeaturesExtractor):
         mask = mask[:, :length].clone()
         mask[:, 0] = 1  # never an all-padding row (NaN in attention); position 0 is [CLS]
         ids = obs["input_ids"][:, :length].long()
+        if self.freeze_encoder:
+            with torch.no_grad():
+                return mask, self.encoder(ids, mask)
         math_only = self.double_backward and torch.is_grad_enabled()
         with sdpa_kernel(SDPBackend.MATH) if math_only else nullcontext():
             return mask, self.encoder(ids, mask)
