@@ -97,9 +97,11 @@ def replace_dir(tmp: Path, final: Path) -> None:
     falls back to it if the process dies between the two renames.
     """
     old = final.with_name(final.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
     if final.exists():
+        # only now is a stale ``.old`` safe to drop: while ``final`` is missing,
+        # ``.old`` may be the only complete copy (an earlier swap was interrupted)
+        if old.exists():
+            shutil.rmtree(old)
         os.replace(final, old)
     os.replace(tmp, final)
     _fsync_dir(final.parent)

@@ -130,11 +130,6 @@ def _tiny_model():
     )  # fmt: skip
 
 
-@pytest.mark.xfail(
-    reason="agents: io.replace_dir deletes <dir>.old before its own swap even when <dir> "
-    "is missing and .old is the only complete checkpoint",
-    strict=True,
-)
 def test_a_crash_while_swapping_in_a_checkpoint_never_leaves_none(tmp_path, monkeypatch):
     """A save swaps ``ckpt.tmp`` in through ``ckpt.old``. After a crash between the two
     renames only ``ckpt.old`` holds the checkpoint; the next save deleted it before its
