@@ -74,6 +74,8 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(Path(path).read_text())
     except FileNotFoundError as err:
         raise TextgymError(f"{path}: not found (is this a textgym checkpoint?)") from err
+    except OSError as err:  # NotADirectoryError, IsADirectoryError, PermissionError, ...
+        raise TextgymError(f"{path}: cannot be read ({err})") from err
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise TextgymError(f"{path}: corrupt or truncated JSON ({err})") from err
 

@@ -418,11 +418,6 @@ def test_generated_corruptions_load_or_fail_clearly(checkpoint, checkpoint_files
     _load_corrupted(checkpoint, checkpoint_files, tmp_path, recipe)
 
 
-@pytest.mark.xfail(
-    reason="agents: io.read_json catches FileNotFoundError but not NotADirectoryError "
-    "(PPO.load of a file path)",
-    strict=True,
-)
 def test_load_of_an_ordinary_file_or_empty_directory_fails_clearly(tmp_path):
     from textgym.agents import PPO
 
