@@ -16,6 +16,7 @@ rebuilds the architecture without the pretrained files (and without the network)
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import torch
@@ -53,7 +54,8 @@ def load_encoder(name: str, vocab_size: int) -> transformers.PreTrainedModel:
     path = minilm_path() if name == "minilm" else name
     try:
         model = transformers.AutoModel.from_pretrained(path)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, pickle.UnpicklingError) as err:
+        # UnpicklingError: pytorch_model.bin weights refused by torch.load(weights_only=True)
         raise TextgymError(
             f"cannot load encoder {name!r}: {err}. Use 'minilm' (packaged, offline), 'tiny', "
             "or a local directory / Hugging Face name reachable from here."

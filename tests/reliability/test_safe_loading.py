@@ -186,11 +186,6 @@ def test_pickle_payload_in_a_checkpoint_is_refused_or_ignored(checkpoint, tmp_pa
     assert not marker.exists()
 
 
-@pytest.mark.xfail(
-    reason="agents: encoders.load_encoder lets pickle.UnpicklingError from "
-    "AutoModel.from_pretrained escape (it catches only OSError and ValueError)",
-    strict=True,
-)
 def test_encoder_directory_with_pickled_weights_is_refused_clearly(tmp_path):
     """``policy=DIR`` whose weights are ``pytorch_model.bin``: transformers refuses it
     (torch.load with weights_only=True), but with a raw UnpicklingError, not a TextgymError."""
