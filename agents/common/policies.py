@@ -275,13 +275,18 @@ POLICIES: dict[str, type[ActorCritic]] = {
 }
 
 
-def make_policy(encoder_name: str, env_info: dict[str, Any]) -> ActorCritic:
+def make_policy(
+    encoder_name: str, env_info: dict[str, Any], context_length: int | None = None
+) -> ActorCritic:
     """The policy for ``env_info["task"]`` over a freshly loaded encoder.
 
     ``env_info`` holds the public env attributes (see :func:`env_info` in ``on_policy``):
     task, n_actions, vocab_size, pad_token_id, eos_token_id, max_summary_tokens.
+    ``context_length`` is the length of the env's ``input_ids``: an encoder with fewer
+    positions is refused here rather than failing at the first rollout ("tiny" is sized
+    to fit).
     """
-    encoder = load_encoder(encoder_name, env_info["vocab_size"])
+    encoder = load_encoder(encoder_name, env_info["vocab_size"], context_length)
     return POLICIES[env_info["task"]](encoder, encoder_name=encoder_name, **env_info)
 
 

@@ -264,11 +264,6 @@ def test_encoder_vocabulary_mismatch_fails_when_the_agent_is_built(small_tokeniz
     model.learn(16, progress_bar=False)
 
 
-@pytest.mark.xfail(
-    reason="agents: make_policy does not compare the env's observation length with the "
-    "encoder's max_position_embeddings; BERT fails at the first rollout",
-    strict=True,
-)
 def test_env_longer_than_the_encoders_positions_fails_when_the_agent_is_built():
     """Both encoders have 512 positions; a 600-token env crashed in BERT's embeddings at
     the first rollout (RuntimeError: expanded size 600 must match 512)."""
