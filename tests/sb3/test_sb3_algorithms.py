@@ -53,7 +53,7 @@ def on_policy_cases():
                 )
 
 
-@pytest.mark.parametrize("env_id, algo, source", on_policy_cases())
+@pytest.mark.parametrize("env_id, algo, source", list(on_policy_cases()))
 def test_on_policy_runs(env_id, algo, source, small_kwargs):
     env = make_env(source, env_id, small_kwargs[env_id])
     model = algo("MultiInputPolicy", env, seed=0, **rollout_kwargs(algo, env_id, source))
