@@ -32,34 +32,30 @@ __all__ = ["TextgymVecEnv", "make_sb3_vec_env"]
 _NOT_PER_SLOT = ("final_obs", "final_info")
 
 
-def _to_python(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _add_slot_values(info: dict, out: list[dict], slots: Sequence[int] | None = None) -> None:
+def _add_slot_values(info: dict, out: list[dict], slots: np.ndarray | None = None) -> None:
     """Copy the per-slot entries of a vector info dict into one dict per slot.
 
     Gymnasium's vector infos hold, per key, an array over slots and a mask ``"_key"`` of
-    the slots that set it. ``slots`` restricts the copy to those slots (all: None).
+    the slots that set it. ``slots`` restricts the copy to those slots (all: None). Values
+    leave numpy through one ``tolist()`` per key (plain Python numbers, as single envs
+    give), not one scalar conversion per slot.
     """
     for key, value in info.items():
         if key.startswith("_") or key in _NOT_PER_SLOT:
             continue
+        chosen = np.arange(len(out)) if slots is None else slots
         mask = info.get(f"_{key}")
+        if mask is not None:
+            chosen = chosen[np.asarray(mask)[chosen]]
         if isinstance(value, dict):
             nested: list[dict] = [{} for _ in out]
-            _add_slot_values(value, nested, slots)
-            for slot in range(len(out)) if slots is None else slots:
+            _add_slot_values(value, nested, chosen)
+            for slot in chosen.tolist():
                 if nested[slot]:
                     out[slot][key] = nested[slot]
             continue
-        if slots is None and mask is None:
-            for slot_info, item in zip(out, value.tolist(), strict=True):
-                slot_info[key] = item
-            continue
-        for slot in range(len(out)) if slots is None else slots:
-            if mask is None or mask[slot]:
-                out[slot][key] = _to_python(value[slot])
+        for slot, item in zip(chosen.tolist(), np.asarray(value)[chosen].tolist(), strict=True):
+            out[slot][key] = item
 
 
 class TextgymVecEnv(VecEnv):
@@ -149,18 +145,19 @@ class TextgymVecEnv(VecEnv):
         truncated: np.ndarray,
     ) -> None:
         """Turn the infos of the finished ``slots`` into SB3's end-of-episode infos."""
-        for slot in slots:
+        for slot in slots.tolist():
             self.reset_infos[slot] = infos[slot]
             infos[slot] = {}
         final_info = info.get("final_info")
         if final_info is not None:
             _add_slot_values(final_info, infos, slots)
-        # One fancy-indexed copy per key, rather than one per slot and key.
-        final_obs = {key: value[slots] for key, value in info["final_obs"].items()}
+        # One fancy-indexed copy per key, split into row views by one list() per key.
+        keys = list(info["final_obs"])
+        rows = [list(info["final_obs"][key][slots]) for key in keys]
         time_limit = (truncated & ~terminated)[slots].tolist()
-        for row, slot in enumerate(slots.tolist()):
-            infos[slot]["terminal_observation"] = {k: v[row] for k, v in final_obs.items()}
-            infos[slot]["TimeLimit.truncated"] = time_limit[row]
+        for slot, limit, *obs_rows in zip(slots.tolist(), time_limit, *rows, strict=True):
+            infos[slot]["terminal_observation"] = dict(zip(keys, obs_rows, strict=True))
+            infos[slot]["TimeLimit.truncated"] = limit
 
     def close(self) -> None:
         self.vector_env.close()
