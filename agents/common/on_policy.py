@@ -625,15 +625,49 @@ class OnPolicyAlgorithm:
         log_dir: str | Path | None = None,
         **overrides: Any,
     ) -> OnPolicyAlgorithm:
-        """Rebuild a saved agent; ``env`` defaults to the saved env id and kwargs."""
+        """Rebuild a saved agent; ``env`` defaults to the saved env id and kwargs.
+
+        Raises:
+            TextgymError: The checkpoint is missing, corrupt or of another algorithm, or
+                the message names the checkpoint.
+        """
         path = resolve_dir(Path(path))
         config = read_json(path / "config.json")
-        if config.get("format") != "textgym-agent/1":
+        if not isinstance(config, dict) or config.get("format") != "textgym-agent/1":
             raise TextgymError(f"{path}: not a textgym agent checkpoint")
-        if cls.name and config["algorithm"] != cls.name:
-            raise TextgymError(f"{path} holds a {config['algorithm']} agent, not {cls.name}")
-        algo_cls = ALGORITHMS[config["algorithm"]] if not cls.name else cls
-        policy = policy_from_config(config["policy"])
+        try:
+            return cls._load(path, config, env, device, log_dir, overrides)
+        except TextgymError as err:
+            if str(path) in str(err):
+                raise
+            raise TextgymError(f"{path}: {err}") from err
+        except LOAD_ERRORS as err:
+            raise TextgymError(f"{path}: corrupt checkpoint: {type(err).__name__}: {err}") from err
+
+    @classmethod
+    def _load(
+        cls,
+        path: Path,
+        config: dict,
+        env: Any,
+        device: str | torch.device,
+        log_dir: str | Path | None,
+        overrides: dict[str, Any],
+    ) -> OnPolicyAlgorithm:
+        algorithm = config.get("algorithm")
+        if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
+            raise TextgymError(f"{path}: corrupt checkpoint: unknown algorithm {algorithm!r}")
+        if cls.name and algorithm != cls.name:
+            raise TextgymError(f"{path} holds a {algorithm} agent, not {cls.name}")
+        algo_cls = ALGORITHMS[algorithm] if not cls.name else cls
+        _validate_config(path, config, algo_cls.settings_class)
+        try:
+            policy = policy_from_config(config["policy"])
+        except Exception as err:  # transformers' config classes raise their own types too
+            raise TextgymError(
+                f"{path}: corrupt checkpoint: cannot rebuild the policy from config.json "
+                f"({type(err).__name__}: {err})"
+            ) from err
         try:
             policy.load_state_dict(read_tensors(path / "model.safetensors"))
         except RuntimeError as err:
@@ -655,8 +689,8 @@ class OnPolicyAlgorithm:
         model.num_timesteps = config["num_timesteps"]
         model.num_episodes = config["num_episodes"]
         model.num_updates = config["num_updates"]
-        model.wall_time = config.get("wall_time", 0.0)
-        model.eval_history = config["eval_history"]
+        model.wall_time = float(config.get("wall_time", 0.0))
+        model.eval_history = list(config["eval_history"])
         for name, module in model._frozen_modules().items():
             if (path / f"{name}.safetensors").exists():
                 module.load_state_dict(read_tensors(path / f"{name}.safetensors"))
@@ -677,6 +711,83 @@ class OnPolicyAlgorithm:
         self.sample_generator.set_state(tensors["rng/sample"])
         self.rng.bit_generator.state = state["numpy_rng"]
         self.logger.rows = list(state["log_rows"]) + self.logger.rows
+
+
+LOAD_ERRORS = (
+    KeyError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    IndexError,
+    RuntimeError,
+    OverflowError,
+    gym.error.Error,
+)
+"""What a corrupt config.json can make the rebuild raise (turned into a TextgymError)."""
+
+_TYPES = {
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+    "None": lambda v: v is None,
+}
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _validate_config(path: Path, config: dict, settings_class: type) -> None:
+    """Refuse a config.json whose fields are missing or of the wrong kind."""
+
+    def bad(what: str) -> TextgymError:
+        return TextgymError(f"{path}: corrupt checkpoint: {what} in config.json")
+
+    kinds = {
+        "hyperparameters": dict,
+        "policy": dict,
+        "env_kwargs": dict,
+        "env_info": dict,
+        "eval_history": list,
+    }
+    for key, kind in kinds.items():
+        if not isinstance(config.get(key), kind):
+            raise bad(f"{key!r} is not a {kind.__name__}")
+    for key in ("num_timesteps", "num_episodes", "num_updates", "seed"):
+        if not _is_count(config.get(key)):
+            raise bad(f"{key!r} is not a non-negative integer")
+    if "wall_time" in config and not _TYPES["float"](config["wall_time"]):
+        raise bad("'wall_time' is not a number")
+    if config.get("env_id") is not None and not isinstance(config["env_id"], str):
+        raise bad("'env_id' is not a string")
+    policy = config["policy"]
+    if not isinstance(policy.get("encoder"), dict) or not isinstance(policy.get("task"), str):
+        raise bad("'policy' lacks its encoder config or task")
+    if not all(isinstance(e, dict) for e in config["eval_history"]):
+        raise bad("'eval_history' holds something other than objects")
+    fields = {f.name: f for f in dataclasses.fields(settings_class)}
+    for key, value in config["hyperparameters"].items():
+        if key not in fields:
+            raise bad(f"unknown hyperparameter {key!r}")
+        names = [t.strip() for t in str(fields[key].type).split("|")]
+        checks = [_TYPES[t] for t in names if t in _TYPES]
+        if len(checks) == len(names) and not any(check(value) for check in checks):
+            raise bad(f"hyperparameter {key}={value!r} is not {fields[key].type}")
+        if key in ("n_envs", "n_steps", "batch_size") and not (value > 0):
+            raise bad(f"hyperparameter {key}={value!r} is not positive")
+    if "training_state" in config:
+        state = config["training_state"]
+        if not isinstance(state, dict):
+            raise bad("'training_state' is not an object")
+        if not isinstance(state.get("optimizers"), dict) or not all(
+            isinstance(groups, list) for groups in state["optimizers"].values()
+        ):
+            raise bad("'training_state.optimizers' is not an object of lists")
+        if not isinstance(state.get("numpy_rng"), dict) or not isinstance(
+            state.get("log_rows"), list
+        ):
+            raise bad("'training_state' lacks its numpy_rng or log_rows")
 
 
 ALGORITHMS: dict[str, type[OnPolicyAlgorithm]] = {}

@@ -384,14 +384,6 @@ KNOWN = {  # corruptions that once escaped as raw Python errors (see the test be
 }
 
 
-CORRUPT_CONFIG = pytest.mark.xfail(
-    reason="agents: OnPolicyAlgorithm.load does not validate config.json; corrupt values "
-    "escape as AttributeError/KeyError/TypeError/ValueError/NameNotFound or load as garbage",
-    strict=True,
-)
-
-
-@CORRUPT_CONFIG
 @pytest.mark.parametrize("case", list(KNOWN))
 def test_known_corruptions_of_config_json_fail_clearly(
     checkpoint, checkpoint_files, tmp_path, case
@@ -401,7 +393,6 @@ def test_known_corruptions_of_config_json_fail_clearly(
     _load_corrupted(checkpoint, checkpoint_files, tmp_path, recipe)
 
 
-@CORRUPT_CONFIG
 @settings(
     max_examples=60,
     deadline=None,
