@@ -629,7 +629,8 @@ class OnPolicyAlgorithm:
 
         Raises:
             TextgymError: The checkpoint is missing, corrupt or of another algorithm, or
-                the message names the checkpoint.
+                ``env`` differs from the env it was trained on (task, actions, labels,
+                vocabulary, special tokens); the message names the checkpoint.
         """
         path = resolve_dir(Path(path))
         config = read_json(path / "config.json")
@@ -673,6 +674,8 @@ class OnPolicyAlgorithm:
         except RuntimeError as err:
             raise TextgymError(f"{path}: weights do not match the saved config ({err})") from err
         env_kwargs = None
+        if env is not None and not isinstance(env, str):  # compare before building on it
+            _check_env_info(path, config["env_info"], env_info(env))
         if env is None:
             if config["env_id"] is None:
                 raise TextgymError(f"{path}: saved without an env id; pass env=")
@@ -686,6 +689,7 @@ class OnPolicyAlgorithm:
             log_dir=log_dir,
             **{**config["hyperparameters"], **overrides},
         )
+        _check_env_info(path, config["env_info"], model.env_info)
         model.num_timesteps = config["num_timesteps"]
         model.num_episodes = config["num_episodes"]
         model.num_updates = config["num_updates"]
@@ -724,6 +728,16 @@ LOAD_ERRORS = (
     gym.error.Error,
 )
 """What a corrupt config.json can make the rebuild raise (turned into a TextgymError)."""
+
+ENV_INFO_KEYS = (
+    "task",
+    "n_actions",
+    "vocab_size",
+    "labels",
+    "pad_token_id",
+    "eos_token_id",
+    "max_summary_tokens",
+)
 
 _TYPES = {
     "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
@@ -788,6 +802,28 @@ def _validate_config(path: Path, config: dict, settings_class: type) -> None:
             state.get("log_rows"), list
         ):
             raise bad("'training_state' lacks its numpy_rng or log_rows")
+
+
+def _check_env_info(path: Path, saved: dict, current: dict) -> None:
+    """Refuse an env that differs from the one the checkpoint was trained on."""
+    differences = []
+    for key in ENV_INFO_KEYS:
+        if saved.get(key) != current.get(key):
+            differences.append(
+                f"{key}: saved {_short(saved.get(key))}, env {_short(current.get(key))}"
+            )
+    if differences:
+        raise TextgymError(
+            f"{path}: the env differs from the one this agent was trained on ("
+            + "; ".join(differences)
+            + "): token ids, labels or actions would mean other things. Use an env with the "
+            "same tokenizer, label set and task."
+        )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 ALGORITHMS: dict[str, type[OnPolicyAlgorithm]] = {}

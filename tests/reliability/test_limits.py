@@ -283,11 +283,6 @@ def test_env_longer_than_the_encoders_positions_fails_when_the_agent_is_built():
     model.learn(16, progress_bar=False)  # or the agent sizes its encoder to the env
 
 
-@pytest.mark.xfail(
-    reason="agents: OnPolicyAlgorithm.load(env=...) never compares the env with the saved "
-    "env_info (task, vocab_size, n_actions, labels)",
-    strict=True,
-)
 @pytest.mark.parametrize("mismatch", ["tokenizer", "labels", "smaller_vocab"])
 def test_loading_a_checkpoint_into_a_mismatched_env_fails_at_load(
     tmp_path, small_tokenizer, mismatch
