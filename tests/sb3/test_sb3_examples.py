@@ -29,6 +29,10 @@ CASES = {
         ["--total-timesteps", "128", "--num-envs", "4", "--num-steps", "8", "--max-tokens", "16"],
         "test accuracy",
     ),
+    "textgym_ppo_ner.py": (
+        ["--policy", "tiny", "--timesteps", "64", "--n-envs", "4", "--max-tokens", "16"],
+        "test entity F1",
+    ),
     "custom_loop.py NER": (
         ["--env-id", "TextNER-v0", "--gamma", "0", "--total-timesteps", "128"]
         + ["--num-envs", "4", "--num-steps", "8", "--max-tokens", "16"],
