@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 
 import torch
-
 from textgym.agents import PPO
 from textgym.agents.common.hyperparams import default_hyperparams
 
@@ -22,7 +21,9 @@ from textgym.agents.common.hyperparams import default_hyperparams
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timesteps", type=int, default=20_000)
-    parser.add_argument("--policy", default="minilm", help="minilm, tiny or a Hugging Face name/path")
+    parser.add_argument(
+        "--policy", default="minilm", help="minilm, tiny or a Hugging Face name/path"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--n-envs", type=int, default=None, help="vector env slots (default: YAML)")
