@@ -39,8 +39,9 @@ def _mix64(x: np.ndarray) -> np.ndarray:
 
 def episode_indices(keys: np.ndarray, counters: np.ndarray, num_examples: int) -> np.ndarray:
     """Example index of episode ``counters[i]`` of the stream ``keys[i]`` (vectorised)."""
-    with np.errstate(over="ignore"):
-        mixed = _mix64(keys.astype(np.uint64) + counters.astype(np.uint64) * _GOLDEN)
+    # uint64 array arithmetic wraps around silently, as the hash wants.
+    keys = keys.astype(np.uint64, copy=False)
+    mixed = _mix64(keys + counters.astype(np.uint64, copy=False) * _GOLDEN)
     return (mixed % np.uint64(num_examples)).astype(np.int64)
 
 
@@ -481,6 +482,11 @@ class TextVectorEnv(TaskEnvMixin, VectorEnv):
     def _check_actions(self, actions) -> np.ndarray:
         actions = np.asarray(actions)
         n = self.single_action_space.n
+        if actions.dtype.kind in "iu" and actions.shape == (self.num_envs,):  # the usual case
+            if actions.min() < 0 or actions.max() >= n:
+                bad = actions[(actions < 0) | (actions >= n)][0]
+                raise TextgymError(f"action {bad} is not in the action space Discrete({n})")
+            return actions
         # Whole, finite floats that int64 holds exactly; anything else is refused below.
         whole_floats = np.issubdtype(actions.dtype, np.floating) and bool(
             np.all((actions == np.round(actions)) & (np.abs(actions) < 2**53))
