@@ -122,6 +122,7 @@ def test_action_masks_one_per_env():
         max_summary_tokens=3,
         constraint="source",
     )
+    vec.seed(0)  # an unseeded reset may, rarely, open one article in two slots
     vec.reset()
     masks = vec.env_method("action_masks")
     assert len(masks) == N_ENVS
