@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from textgym.errors import TextgymError
-from textgym.io import atomic_write_bytes, atomic_write_json, fsync_dir
+from textgym.io import atomic_path, atomic_write_bytes, atomic_write_json, fsync_dir
 
 __all__ = [
     "atomic_save_tensors",
@@ -34,19 +33,8 @@ __all__ = [
 
 def atomic_save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> None:
     """Save tensors as safetensors, atomically (shared storage is copied apart first)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         save_file({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -1,7 +1,6 @@
 """``textgym bench`` and ``textgym leaderboard``, registered on the textgym CLI by :func:`register`.
 
-Until the main CLI registers them, ``python -m textgym.leaderboard bench ...`` and
-``python -m textgym.leaderboard leaderboard ...`` run the same commands.
+``python -m textgym.leaderboard bench ...`` runs the same commands as ``textgym bench ...``.
 """
 
 from __future__ import annotations
@@ -123,13 +122,7 @@ def leaderboard_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="textgym", description="benchmarks and leaderboards")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except TextgymError as err:
-        print(f"textgym: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    """``python -m textgym.leaderboard ...``: the same as ``textgym ...``."""
+    from textgym.cli import main as textgym_main
+
+    return textgym_main(argv)
