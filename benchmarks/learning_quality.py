@@ -9,7 +9,9 @@ Three parts, each agent with its default hyperparameters (``agents/hyperparams.y
    test entity-F1 of each after ``--minutes`` of training (the same wall-clock budget;
    evaluation is not counted), and supervised F1 at the number of words each agent
    trained on (the same number of training words). Targets: PPO >= 0.95x supervised,
-   REINFORCE and TRPO >= 0.90x at the same wall clock.
+   REINFORCE and TRPO >= 0.90x at the same wall clock. The supervised reference is
+   tuned, not handicapped: Adam at ``--supervised-lr`` 2e-4 (on 400 CoNLL validation
+   sentences after 4-5 min: 0.86 entity-F1, vs 0.61 at 5e-5).
 2. bbc-news classification: test accuracy of the three agents after ``--cls-timesteps``
    env steps. Target >= 0.95 each.
 3. bbc-news headlines: test ROUGE-L of PPO after ``--minutes`` of training vs the lead-8
@@ -105,8 +107,7 @@ def ner_part(args: argparse.Namespace, env_kwargs: dict) -> tuple[dict, dict]:
     if isinstance(policy.encode, FrozenEncodings):  # supervised fine-tunes the encoder
         del policy.encode
         policy.encoder.requires_grad_(True)
-    lr = default_hyperparams("TextNER-v0", "ppo").get("learning_rate", 5e-5)
-    optimizer = torch.optim.Adam(policy.parameters(), lr=min(lr, 5e-5))
+    optimizer = torch.optim.Adam(policy.parameters(), lr=args.supervised_lr)
     torch.manual_seed(args.seed)
     arrays = ner_arrays(gym.make("TextNER-v0", **env_kwargs))
     batch = default_hyperparams("TextNER-v0", "ppo").get("batch_size", 256)
@@ -163,6 +164,12 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=6.0, help="training budget per NER method")
     p.add_argument("--cls-timesteps", type=int, default=4096)
     p.add_argument("--eval-sentences", type=int, default=0, help="NER test subset (0: all)")
+    p.add_argument(
+        "--supervised-lr",
+        type=float,
+        default=2e-4,
+        help="Adam step size of the supervised reference (2e-4 beat 5e-5 on CoNLL validation)",
+    )
     p.add_argument("--policy", default="minilm")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--device", default="cpu")

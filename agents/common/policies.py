@@ -31,6 +31,35 @@ CONTEXT_KEYS = {
 }
 
 
+def length_buckets(lengths: list[int], overhead: int = 32) -> list[tuple[list[int], int]]:
+    """Split contexts into ``(rows, padded_length)`` buckets minimising padded tokens.
+
+    The cost of a bucket is ``len(rows) * padded_length + overhead``: the tokens the
+    encoder runs over plus a per-call cost (in tokens) that keeps buckets from getting
+    tiny. Rows are sorted by length and cut optimally by dynamic programming, so a
+    batch of similar lengths stays one call.
+    """
+    n = len(lengths)
+    order = sorted(range(n), key=lengths.__getitem__)
+    sizes = [max(lengths[i], 1) for i in order]
+    if n <= 1 or sizes[-1] * n <= sum(sizes) + overhead:
+        return [(list(range(n)), sizes[-1] if sizes else 1)]
+    best = [0.0] + [math.inf] * n  # best[j]: cost of the first j sorted rows
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        top = sizes[j - 1]
+        for i in range(j):
+            cost = best[i] + (j - i) * top + overhead
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    buckets, j = [], n
+    while j > 0:
+        i = cut[j]
+        buckets.append(([order[k] for k in range(i, j)], sizes[j - 1]))
+        j = i
+    return buckets[::-1]
+
+
 class ActorCritic(nn.Module):
     """Base class: an encoder, a task trunk, a policy head and a value head.
 
@@ -73,10 +102,28 @@ class ActorCritic(nn.Module):
         }
 
     def encode(self, contexts: dict[str, torch.Tensor]) -> torch.Tensor:
-        """``(C, L)`` context keys -> ``(C, L', H)`` hidden states, ``L'`` = longest context."""
+        """``(C, L)`` context keys -> ``(C, L', H)`` hidden states, ``L'`` = longest context.
+
+        Contexts of very different lengths are encoded in length buckets
+        (:func:`length_buckets`), so a batch with one long sentence does not pad every
+        other one to its length; states past a context's end are zeros (the heads mask
+        them out).
+        """
         mask = contexts["attention_mask"]
-        length = max(int(mask.sum(1).max()), 1)
-        return encode(self.encoder, contexts["input_ids"][:, :length], mask[:, :length])
+        lengths = mask.sum(1)
+        length = max(int(lengths.max()), 1)
+        ids = contexts["input_ids"]
+        buckets = length_buckets(lengths.tolist())
+        if len(buckets) == 1:
+            return encode(self.encoder, ids[:, :length], mask[:, :length])
+        parts, rows = [], []
+        for bucket_rows, bucket_length in buckets:
+            index = torch.as_tensor(bucket_rows, device=ids.device)
+            states = encode(self.encoder, ids[index, :bucket_length], mask[index, :bucket_length])
+            parts.append(nn.functional.pad(states, (0, 0, 0, length - bucket_length)))
+            rows.append(index)
+        order = torch.argsort(torch.cat(rows))
+        return torch.cat(parts)[order]
 
     def heads(
         self,

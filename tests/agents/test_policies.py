@@ -7,6 +7,7 @@ import pytest
 import torch
 from textgym.agents.common.policies import (
     ActorCritic,
+    length_buckets,
     make_policy,
     obs_to_tensors,
     policy_from_config,
@@ -90,6 +91,40 @@ def test_encoding_each_context_once_gives_the_per_step_result(case):
     torch.testing.assert_close(log_prob, dist.log_prob(actions), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(v2, values, atol=1e-5, rtol=1e-5)
     assert entropy.shape == (7,)
+
+
+def test_length_buckets_partition_the_rows_and_cover_their_lengths():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 120, 60).tolist()
+    buckets = length_buckets(lengths)
+    rows = sorted(r for bucket, _ in buckets for r in bucket)
+    assert rows == list(range(60))
+    assert all(max(lengths[r] for r in bucket) == padded for bucket, padded in buckets)
+    assert len(buckets) > 1  # lengths 1..120: one padded call would waste most of it
+    padded = sum(len(bucket) * size for bucket, size in buckets)
+    assert padded < 0.7 * max(lengths) * len(lengths)
+    assert length_buckets([9, 9, 10, 9]) == [([0, 1, 2, 3], 10)]  # one call, in order
+    assert length_buckets([]) == [([], 1)]
+
+
+@pytest.mark.parametrize("task", ["ner", "classification", "summarization"])
+def test_bucketed_encoding_matches_one_padded_call(task):
+    torch.manual_seed(0)
+    make_obs, n_actions = CASES[task]
+    policy = make_policy("tiny", INFO | {"task": task, "n_actions": n_actions}).eval()
+    t = obs_to_tensors(make_obs(7, np.random.default_rng(1)), "cpu")
+    # very different lengths, so encode() splits the batch into several calls
+    keep = torch.tensor([2, 16, 3, 15, 2, 9, 16])[:, None]
+    t["attention_mask"] = (torch.arange(L)[None] < keep).to(t["attention_mask"].dtype)
+    contexts = {k: t[k] for k in policy.context_keys}
+    assert len(length_buckets(keep[:, 0].tolist(), overhead=0)) > 1
+    hidden = policy.encode(contexts)
+    for row, n in enumerate(keep[:, 0].tolist()):
+        alone = policy.encoder(
+            input_ids=t["input_ids"][row : row + 1, :n],
+            attention_mask=t["attention_mask"][row : row + 1, :n],
+        ).last_hidden_state[0]
+        torch.testing.assert_close(hidden[row, :n], alone, atol=1e-5, rtol=1e-5)
 
 
 def test_config_round_trip_rebuilds_same_function(case):
