@@ -151,6 +151,21 @@ def test_summarization_dense_rewards_sum_to_final_rouge():
     assert r_final[-1] > 0
 
 
+def test_dense_reward_tokenizes_each_reference_once(monkeypatch):
+    calls = []
+    tokenize = RougeReward.tokenize
+    monkeypatch.setattr(
+        RougeReward, "tokenize", lambda self, t: calls.append(t) or tokenize(self, t)
+    )
+    env = gym.make("TextSummarization-v0", reward_mode="dense", max_summary_tokens=8)
+    for _ in range(2):  # the same article twice: its reference is tokenized once in all
+        obs, _ = env.reset(options={"index": 4})
+        words = [t for t in obs["input_ids"][1:40].tolist() if t not in (0, 101, 102)][:7]
+        rewards, _ = play(env, words)
+        assert len(rewards) == 7 and sum(rewards) > 0
+    assert calls == [env.unwrapped.examples[4].target]
+
+
 def test_vector_action_masks_shape():
     envs = gym.make_vec(
         "TextSummarization-v0", num_envs=3, constraint="source", max_source_tokens=32

@@ -53,6 +53,10 @@ class SummarizationCore:
         self.dense = reward_mode == "dense"
         self.constraint = constraint
         self.scorer = RougeReward(rouge)
+        # rouge-score tokens of each reference, made on first use: the dense mode scores
+        # a reference at every step of its episode, and tokenizing (with stemming) a long
+        # reference each time would cost more than the step
+        self._reference_tokens: dict[int, tuple[str, ...]] = {}
         # Special tokens (CLS, SEP, PAD, ...) are never copied from the source; EOS ends.
         self.banned = np.zeros(self.vocab_size, bool)
         self.banned[[i for i in info.special_ids if i < self.vocab_size]] = True
@@ -109,6 +113,13 @@ class SummarizationCore:
         lengths = obs["summary_mask"][rows].sum(1)
         return self.tokenizer.decode_batch([ids[i, : lengths[i]] for i in range(len(rows))])
 
+    def reference_tokens(self, index: int) -> tuple[str, ...]:
+        """rouge-score's tokens of example ``index``'s reference (memoised)."""
+        tokens = self._reference_tokens.get(index)
+        if tokens is None:
+            tokens = self._reference_tokens[index] = self.scorer.tokenize(self.references[index])
+        return tokens
+
     def step(self, obs: dict, indices: np.ndarray, actions: np.ndarray, last_scores: np.ndarray):
         """Append one token per slot; returns rewards, terminated, truncated, scores, texts.
 
@@ -127,7 +138,7 @@ class SummarizationCore:
         texts = self.summaries(obs, scored) if len(scored) else []
         scores = np.zeros(batch, np.float32)
         for row, text in zip(scored, texts, strict=True):
-            scores[row] = self.scorer(self.references[indices[row]], text)
+            scores[row] = self.scorer(self.reference_tokens(int(indices[row])), text)
         if self.dense:
             rewards = scores - last_scores
             last_scores[:] = np.where(done, 0.0, scores)
