@@ -28,7 +28,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import json
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -72,15 +75,22 @@ def shared_sb3_kwargs(hparams: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_textgym(args: argparse.Namespace, hparams: dict[str, Any]) -> dict[str, float]:
-    model = PPO(ENV_ID, policy="minilm", seed=args.seed, device=args.device, **hparams)
+    model = PPO(
+        ENV_ID,
+        policy="minilm",
+        seed=args.seed,
+        device=args.device,
+        env_kwargs=args.env_kwargs,
+        **hparams,
+    )
     start = time.perf_counter()
     model.learn(args.timesteps, progress_bar=False)
     seconds = time.perf_counter() - start
-    return measure(model, model.num_timesteps, seconds, str(model.device))
+    return measure(model, model.num_timesteps, seconds, str(model.device), args.env_kwargs)
 
 
 def run_sb3(args: argparse.Namespace, hparams: dict[str, Any]) -> dict[str, float]:
-    env = make_sb3_vec_env(ENV_ID, hparams["n_envs"])
+    env = make_sb3_vec_env(ENV_ID, hparams["n_envs"], **args.env_kwargs)
     model = SB3PPO(
         "MultiInputPolicy",
         env,
@@ -96,11 +106,13 @@ def run_sb3(args: argparse.Namespace, hparams: dict[str, Any]) -> dict[str, floa
     start = time.perf_counter()
     model.learn(args.timesteps)
     seconds = time.perf_counter() - start
-    return measure(model, model.num_timesteps, seconds, str(model.device))
+    return measure(model, model.num_timesteps, seconds, str(model.device), args.env_kwargs)
 
 
-def measure(model: Any, steps: int, seconds: float, device: str) -> dict[str, float]:
-    result = textgym.evaluate(model, ENV_ID, split="validation")
+def measure(
+    model: Any, steps: int, seconds: float, device: str, env_kwargs: dict[str, Any]
+) -> dict[str, float]:
+    result = textgym.evaluate(model, ENV_ID, split="validation", **env_kwargs)
     return {
         "steps": steps,
         "seconds": seconds,
@@ -118,11 +130,39 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--conll",
+        type=int,
+        default=0,
+        metavar="N",
+        help="CoNLL-2003 from ../shared/data instead of the default WNUT-16, validated on "
+        "its first N validation sentences (0: the default data)",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        args.env_kwargs = conll_kwargs(args.conll, Path(tmp)) if args.conll else {}
+        return compare(args)
+
+
+def conll_kwargs(sentences: int, workdir: Path) -> dict[str, Any]:
+    """Env kwargs for CoNLL-2003 train, validated on its first ``sentences`` sentences."""
+    data = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "conll2003"
+    if not (data / "train.txt").exists():
+        raise SystemExit(f"--conll needs CoNLL-2003 at {data}")
+    blocks = (data / "valid.txt").read_text().split("\n\n")
+    kept = [b for b in blocks if b.strip() and "-DOCSTART-" not in b][:sentences]
+    subset = workdir / "valid_subset.txt"
+    subset.write_text("\n\n".join(kept) + "\n")
+    files = {"train": str(data / "train.txt"), "validation": str(subset), "test": str(subset)}
+    return {"dataset": "conll", "data_files": files, "max_tokens": 128}
+
+
+def compare(args: argparse.Namespace) -> float:
     hparams = textgym_settings(args)
-    print(f"env {ENV_ID}, encoder minilm, rollout {args.n_envs} envs x {args.n_steps} steps")
+    print(f"env {ENV_ID} {json.dumps(args.env_kwargs)}, encoder minilm")
+    print(f"rollout {args.n_envs} envs x {args.n_steps} steps")
     print(f"budget {args.timesteps} steps, shared settings {shared_sb3_kwargs(hparams)}")
 
     print(f"{'agent':<12} {'device':<7} {'steps':>6} {'seconds':>8} {'steps/s':>8} {'val F1':>7}")
