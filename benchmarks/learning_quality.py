@@ -24,6 +24,11 @@ the encodings are identical) and one summarization training. ``--eval-sentences 
 NER on the first N test sentences only (for a quick check; 0: the whole test split).
 
 Prints one table per part and, last, the headline: PPO F1 / supervised F1.
+
+Measured (``--minutes 3 --threads 1 --skip cls sum``, whole CoNLL test split, 2-core CPU
+shared with a test run): supervised 0.809 after 75k words; PPO 0.461 after 17k words
+(supervised at 17k words: 0.349); TRPO 0.237 after 3k words (supervised: 0.000);
+REINFORCE 0.000 after 30k words. PPO / supervised at equal wall clock: 0.570.
 """
 
 from __future__ import annotations
