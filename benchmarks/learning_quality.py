@@ -41,6 +41,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
+from _conll import conll_kwargs
 from textgym.agents import ALGORITHMS
 from textgym.agents.common.hyperparams import default_hyperparams
 from textgym.agents.common.on_policy import FrozenEncodings, OnPolicyAlgorithm
@@ -48,24 +49,7 @@ from textgym.agents.common.supervised import ner_arrays, sentence_batches, super
 
 import textgym  # noqa: F401
 
-DATA_DIR = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "conll2003").resolve()
 AGENTS = ("ppo", "reinforce", "trpo")
-
-
-def conll_kwargs(eval_sentences: int, workdir: Path) -> dict:
-    """Env kwargs for CoNLL-2003; with ``eval_sentences`` the test split is its first N."""
-    if not eval_sentences:
-        return {"dataset": "conll", "data_dir": str(DATA_DIR), "max_tokens": 128}
-    blocks = [b for b in (DATA_DIR / "test.txt").read_text().split("\n\n") if b.strip()]
-    sentences = [b for b in blocks if "-DOCSTART-" not in b][:eval_sentences]
-    subset = workdir / "test_subset.txt"
-    subset.write_text("\n\n".join(sentences) + "\n")
-    files = {
-        "train": str(DATA_DIR / "train.txt"),
-        "validation": str(DATA_DIR / "valid.txt"),
-        "test": str(subset),
-    }
-    return {"dataset": "conll", "data_files": files, "max_tokens": 128}
 
 
 def make_agent(name: str, env_id: str, env_kwargs: dict, args: argparse.Namespace):
@@ -187,7 +171,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        env_kwargs = conll_kwargs(args.eval_sentences, Path(tmp))
+        env_kwargs = conll_kwargs(Path(tmp), test=args.eval_sentences)
         agents, sup = ner_part(args, env_kwargs) if "ner" not in args.skip else ({}, {})
         cls = classification_part(args) if "cls" not in args.skip else {}
         summ = summarization_part(args) if "sum" not in args.skip else {}

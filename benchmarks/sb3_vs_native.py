@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _conll import conll_kwargs
 from stable_baselines3 import PPO as SB3PPO
 from textgym.agents import PPO, PPOSettings
 from textgym.agents.common.hyperparams import default_hyperparams
@@ -149,21 +150,8 @@ def main(argv: list[str] | None = None) -> float:
     if args.threads:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        args.env_kwargs = conll_kwargs(args.conll, Path(tmp)) if args.conll else {}
+        args.env_kwargs = conll_kwargs(Path(tmp), validation=args.conll) if args.conll else {}
         return compare(args)
-
-
-def conll_kwargs(sentences: int, workdir: Path) -> dict[str, Any]:
-    """Env kwargs for CoNLL-2003 train, validated on its first ``sentences`` sentences."""
-    data = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "conll2003"
-    if not (data / "train.txt").exists():
-        raise SystemExit(f"--conll needs CoNLL-2003 at {data}")
-    blocks = (data / "valid.txt").read_text().split("\n\n")
-    kept = [b for b in blocks if b.strip() and "-DOCSTART-" not in b][:sentences]
-    subset = workdir / "valid_subset.txt"
-    subset.write_text("\n\n".join(kept) + "\n")
-    files = {"train": str(data / "train.txt"), "validation": str(subset), "test": str(subset)}
-    return {"dataset": "conll", "data_files": files, "max_tokens": 128}
 
 
 def compare(args: argparse.Namespace) -> float:
