@@ -25,6 +25,7 @@ from textgym.errors import TextgymError
 from .common.hyperparams import default_hyperparams
 from .common.io import atomic_write_json, read_json, resolve_dir
 from .common.on_policy import ALGORITHMS, OnPolicyAlgorithm, scalar_metrics
+from .common.policies import is_causal_lm
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -88,7 +89,12 @@ def train_command(args: argparse.Namespace) -> int:
         model = cls.load(checkpoint, device=args.device, log_dir=out)
         print(f"resuming {args.agent} from {checkpoint} at {model.num_timesteps} steps")
     else:
-        hparams = default_hyperparams(args.env_id, args.agent) | args.hparams
+        hparams = default_hyperparams(args.env_id, args.agent)
+        if is_causal_lm(args.policy):
+            # the YAML's frozen encoder is for the default pointer policy; an LM's head is
+            # its policy, so freezing it would leave nothing to learn
+            hparams.pop("freeze_encoder", None)
+        hparams |= args.hparams
         if args.n_envs is not None:
             hparams["n_envs"] = args.n_envs
         if args.eval_freq is not None:

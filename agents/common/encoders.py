@@ -41,12 +41,13 @@ def minilm_path() -> str:
 
 
 def load_encoder(
-    name: str, vocab_size: int, context_length: int | None = None
+    name: str, vocab_size: int, context_length: int | None = None, causal_lm: bool = False
 ) -> transformers.PreTrainedModel:
     """Build the encoder called ``name`` for an env whose token ids are below ``vocab_size``.
 
     ``context_length`` (the env's ``input_ids`` length): the tiny encoder gets at least
-    that many positions; a pretrained one with fewer is refused.
+    that many positions; a pretrained one with fewer is refused. ``causal_lm``: load the
+    model with its language-modelling head (``AutoModelForCausalLM``).
 
     Raises:
         TextgymError: The model's vocabulary is smaller than the env's or differs in size
@@ -63,7 +64,8 @@ def load_encoder(
         )
     path = minilm_path() if name == "minilm" else name
     try:
-        model = transformers.AutoModel.from_pretrained(path)
+        auto = transformers.AutoModelForCausalLM if causal_lm else transformers.AutoModel
+        model = auto.from_pretrained(path)
     except (OSError, ValueError, pickle.UnpicklingError) as err:
         # UnpicklingError: pytorch_model.bin weights refused by torch.load(weights_only=True)
         raise TextgymError(
@@ -107,11 +109,14 @@ def encoder_config(model: transformers.PreTrainedModel) -> dict[str, Any]:
     return model.config.to_dict()
 
 
-def encoder_from_config(config: dict[str, Any]) -> transformers.PreTrainedModel:
-    """An encoder with the architecture of ``config`` and untrained weights."""
+def encoder_from_config(
+    config: dict[str, Any], causal_lm: bool = False
+) -> transformers.PreTrainedModel:
+    """An encoder (``causal_lm``: with its LM head) of ``config``'s architecture, untrained."""
     config = dict(config)
     cfg = transformers.AutoConfig.for_model(config.pop("model_type"), **config)
-    return _without_pooler(transformers.AutoModel.from_config(cfg))
+    auto = transformers.AutoModelForCausalLM if causal_lm else transformers.AutoModel
+    return _without_pooler(auto.from_config(cfg))
 
 
 def hidden_size(model: transformers.PreTrainedModel) -> int:

@@ -14,6 +14,7 @@ Shapes: ``C`` contexts, ``B`` steps, ``L`` tokens, ``H`` hidden size, ``A`` acti
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
@@ -21,6 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.distributions import Categorical
+
+from textgym.errors import TextgymError
 
 from .encoders import encode, encoder_config, encoder_from_config, hidden_size, load_encoder
 
@@ -254,6 +257,9 @@ class PointerGeneratorPolicy(ActorCritic):
     """
 
     task = "summarization"
+    COPY_SKIP = 3
+    LEAD_PRIOR = (6.0, 2.0, 0.0, -8.0)
+    STOP_PRIOR = (-4.0, 0.8)
 
     def __init__(
         self,
@@ -263,6 +269,7 @@ class PointerGeneratorPolicy(ActorCritic):
         pad_token_id: int = 0,
         eos_token_id: int = 102,
         max_summary_tokens: int = 24,
+        lead_prior: bool = True,
         **_: Any,
     ):
         super().__init__(encoder, n_actions, encoder_name)
@@ -278,13 +285,58 @@ class PointerGeneratorPolicy(ActorCritic):
         self.query = nn.Linear(h, h)
         self.key = nn.Linear(h, h)
         self.trunk = _Trunk(h, h, 1)  # the single "policy" logit is the stop score
+        # copy features of each source position, weighted per decoder state: continuing
+        # right after (or up to ``COPY_SKIP`` tokens after) a source occurrence of the
+        # last emitted token, and "already emitted"; plus a learned bias per source
+        # position. ``lead_prior``: they start as "copy on from the start of the
+        # source" (continue +6, skip one +2, repeat -4, position s: -0.1 s), a
+        # lead-k-like policy that RL then edits; otherwise at zero (plain attention).
+        self.copy_weights = nn.Linear(h, self.COPY_SKIP + 1)
+        nn.init.zeros_(self.copy_weights.weight)
+        positions = getattr(encoder.config, "max_position_embeddings", 512)
+        self.position_bias = nn.Parameter(torch.zeros(positions))
+        # the stop score grows with the summary's length at this learned rate
+        self.length_weight = nn.Parameter(torch.zeros(()))
+        self.lead_prior = lead_prior
+        with torch.no_grad():
+            if lead_prior:
+                self.copy_weights.bias.copy_(torch.tensor(self.LEAD_PRIOR))
+                self.position_bias.copy_(-0.1 * torch.arange(positions, dtype=torch.float32))
+                self.trunk.policy.bias.fill_(self.STOP_PRIOR[0])
+                self.length_weight.fill_(self.STOP_PRIOR[1])
+                # content attention starts near zero, so that the prior decides at first
+                nn.init.normal_(self.query.weight, std=0.01)
+                nn.init.zeros_(self.query.bias)
+            else:
+                self.copy_weights.bias.zero_()
 
     def config(self) -> dict[str, Any]:
         return super().config() | {
             "pad_token_id": self.pad_token_id,
             "eos_token_id": self.eos_token_id,
             "max_summary_tokens": self.max_summary_tokens,
+            "lead_prior": self.lead_prior,
         }
+
+    def copy_features(
+        self, src_ids: torch.Tensor, summary: torch.Tensor, n: torch.Tensor
+    ) -> torch.Tensor:
+        """``(B, S', COPY_SKIP + 1)`` float features of each source position.
+
+        Feature ``k - 1`` (``k = 1..COPY_SKIP``): the source token ``k`` positions earlier
+        is the last emitted one (``k = 1``: continue the span being copied). Last feature:
+        the token is already in the summary (ROUGE punishes repeats).
+        """
+        b, t = summary.shape
+        last = summary[torch.arange(b, device=summary.device), (n - 1).clamp(min=0)]
+        last = torch.where(n > 0, last, torch.full_like(last, -1))  # (B,) -1: nothing yet
+        feats = [
+            (nn.functional.pad(src_ids, (k, 0), value=-2)[:, : src_ids.shape[1]] == last[:, None])
+            for k in range(1, self.COPY_SKIP + 1)
+        ]
+        written = torch.arange(t, device=summary.device)[None] < n[:, None]  # (B, T)
+        emitted = ((src_ids[:, :, None] == summary[:, None, :]) & written[:, None, :]).any(-1)
+        return torch.stack([*feats, emitted], -1).float()
 
     def heads(self, hidden, contexts, ctx_index, obs):
         length = hidden.shape[1]
@@ -304,7 +356,15 @@ class PointerGeneratorPolicy(ActorCritic):
         )
         q = y[torch.arange(b, device=y.device), n]  # (B, H) state at the next position
         stop, values = self.trunk(q)  # (B, 1), (B,)
+        stop = stop + self.length_weight * n[:, None]
         scores = torch.einsum("bh,bsh->bs", self.query(q), self.key(src)) / math.sqrt(self.hidden)
+        scores = (
+            scores
+            + self.position_bias[:length]
+            + torch.einsum(
+                "bf,bsf->bs", self.copy_weights(q), self.copy_features(src_ids, summary, n)
+            )
+        )
         copyable = src_mask & (src_ids != self.eos_token_id) & (src_ids != self.pad_token_id)
         copyable[:, 0] = False  # the [CLS]-like first token is not text
         scores = scores.masked_fill(~copyable, -math.inf)
@@ -315,6 +375,150 @@ class PointerGeneratorPolicy(ActorCritic):
         # log of a sum of probabilities; ids with no mass get -inf (and no NaN gradient)
         logits = vocab.clamp_min(1e-30).log().masked_fill(vocab <= 0, -math.inf)
         return logits, values
+
+
+class CausalLMPolicy(ActorCritic):
+    """Summarization with a causal language model (``gpt2`` or any ``*ForCausalLM``).
+
+    The LM reads the source, then the env's EOS token as a separator, then the summary so
+    far, and its next-token distribution over the whole vocabulary is the policy; a value
+    head reads the same last hidden state. The env's tokenizer must be the LM's
+    (``tokenizer=`` env kwarg): actions are the LM's token ids.
+
+    KV cache: :meth:`encode` runs the LM over the source once and returns its keys and
+    values of every layer packed into one ``(C, S', 2 * layers * H)`` tensor, so the
+    rollout's per-slot cache, the update's once-per-context encoding and the frozen-encoder
+    memo all hold the source's KV cache. :meth:`heads` then runs only the separator and
+    the summary prefix (at most ``T + 1`` tokens) on top of it, in chunks of
+    ``chunk_size`` steps to bound the memory of the gathered caches.
+
+    Args:
+        model: A Hugging Face causal LM (``AutoModelForCausalLM``).
+        eos_token_id: The env's stop token, also the separator after the source.
+        max_summary_tokens: ``T``, the length of ``summary_ids``.
+    """
+
+    task = "summarization"
+    kind = "causal_lm"
+    chunk_size = 32
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        n_actions: int,
+        encoder_name: str = "",
+        eos_token_id: int = 0,
+        max_summary_tokens: int = 24,
+        **_: Any,
+    ):
+        super().__init__(encoder, n_actions, encoder_name)
+        self.eos_token_id = eos_token_id
+        self.max_summary_tokens = max_summary_tokens
+        cfg = encoder.config
+        self.n_layers = cfg.num_hidden_layers
+        # keys/values have num_key_value_heads heads (fewer than the queries' under GQA)
+        self.n_kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+        vocab = encoder.get_output_embeddings().out_features
+        if vocab < n_actions:
+            raise TextgymError(
+                f"causal LM {encoder_name!r} predicts {vocab} tokens but the env has {n_actions} "
+                "actions: pass the env the LM's tokenizer (env kwarg tokenizer=...)"
+            )
+        h = self.hidden
+        self.value = nn.Sequential(nn.Linear(h, h), nn.Tanh(), nn.Linear(h, 1))
+        # transformers 5 renamed the forward's ``past_key_values`` to ``cache``
+        forward = inspect.signature(encoder.forward).parameters
+        self._cache_kwarg = "cache" if "cache" in forward else "past_key_values"
+
+    def value_parameters(self) -> list[nn.Parameter]:
+        return list(self.value.parameters())
+
+    def config(self) -> dict[str, Any]:
+        return super().config() | {
+            "kind": self.kind,
+            "eos_token_id": self.eos_token_id,
+            "max_summary_tokens": self.max_summary_tokens,
+        }
+
+    def encode(self, contexts: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Source ``(C, S)`` -> its KV cache ``(C, S', 2 * layers * H)`` (keys, then values)."""
+        mask = contexts["attention_mask"]
+        length = max(int(mask.sum(1).max()), 1)
+        out = self.encoder(
+            input_ids=contexts["input_ids"][:, :length],
+            attention_mask=mask[:, :length],
+            use_cache=True,
+        )
+        cache = out.get("cache")
+        layers = _cache_layers(out.past_key_values if cache is None else cache)
+        c = mask.shape[0]
+        flat = [t.transpose(1, 2).reshape(c, length, -1) for kv in layers for t in kv]
+        return torch.cat(flat, -1)
+
+    def heads(self, hidden, contexts, ctx_index, obs):
+        logits, values = [], []
+        for start in range(0, len(ctx_index), self.chunk_size):
+            rows = slice(start, start + self.chunk_size)
+            lg, v = self._heads(
+                hidden, contexts, ctx_index[rows], {k: x[rows] for k, x in obs.items()}
+            )
+            logits.append(lg)
+            values.append(v)
+        return torch.cat(logits), torch.cat(values)
+
+    def _heads(self, hidden, contexts, ctx_index, obs):
+        from transformers import DynamicCache
+
+        length = hidden.shape[1]
+        b = len(ctx_index)
+        src_mask = contexts["attention_mask"][ctx_index, :length]  # (B, S')
+        packed = hidden[ctx_index].view(b, length, 2 * self.n_layers, self.n_kv_heads, -1)
+        packed = packed.permute(2, 0, 3, 1, 4)  # (2 * layers, B, heads, S', head_dim)
+        cache = DynamicCache()
+        for layer in range(self.n_layers):
+            cache.update(packed[2 * layer], packed[2 * layer + 1], layer)
+        summary = obs["summary_ids"]  # (B, T)
+        t = summary.shape[1]
+        n = obs["summary_mask"].sum(1).clamp(max=t)  # (B,) tokens so far
+        sep = torch.full_like(summary[:, :1], self.eos_token_id)
+        tokens = torch.cat([sep, summary], 1)  # (B, T + 1)
+        steps = torch.arange(t + 1, device=tokens.device)
+        prefix_mask = (steps[None] <= n[:, None]).long()
+        positions = src_mask.sum(1, keepdim=True) + steps[None]  # right after each source
+        out = self.encoder(
+            input_ids=tokens,
+            attention_mask=torch.cat([src_mask, prefix_mask], 1),
+            position_ids=positions,
+            use_cache=True,
+            output_hidden_states=True,
+            **{self._cache_kwarg: cache},
+        )
+        rows = torch.arange(b, device=tokens.device)
+        state = out.hidden_states[-1][rows, n]  # (B, H) after the last token written
+        logits = out.logits[rows, n, : self.n_actions]
+        return logits, self.value(state).squeeze(-1)
+
+
+def _cache_layers(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per-layer ``(keys, values)`` of a transformers cache (``DynamicCache`` or tuples)."""
+    layers = getattr(cache, "layers", None)
+    if layers is not None:
+        return [(layer.keys, layer.values) for layer in layers]
+    return [(k, v) for k, v in cache]
+
+
+def is_causal_lm(name: str) -> bool:
+    """Whether ``name`` (a Hugging Face name or path) is a causal language model."""
+    if name in ("minilm", "tiny"):
+        return False
+    import transformers
+
+    try:
+        config = transformers.AutoConfig.from_pretrained(name)
+    except (OSError, ValueError):
+        return False  # load_encoder reports what is wrong with it
+    architectures = getattr(config, "architectures", None) or []
+    return any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)
 
 
 POLICIES: dict[str, type[ActorCritic]] = {
@@ -333,6 +537,15 @@ def make_policy(
     positions is refused here rather than failing at the first rollout ("tiny" is sized
     to fit).
     """
+    if env_info["task"] == "summarization" and is_causal_lm(encoder_name):
+        # the LM also reads the separator and the summary after the source
+        length = (
+            None
+            if context_length is None
+            else context_length + env_info.get("max_summary_tokens", 0) + 1
+        )
+        model = load_encoder(encoder_name, env_info["vocab_size"], length, causal_lm=True)
+        return CausalLMPolicy(model, encoder_name=encoder_name, **env_info)
     encoder = load_encoder(encoder_name, env_info["vocab_size"], context_length)
     return POLICIES[env_info["task"]](encoder, encoder_name=encoder_name, **env_info)
 
@@ -340,6 +553,9 @@ def make_policy(
 def policy_from_config(config: dict[str, Any]) -> ActorCritic:
     """Rebuild a policy's architecture (untrained weights) from :meth:`ActorCritic.config`."""
     config = dict(config)
+    if config.pop("kind", None) == CausalLMPolicy.kind:
+        config.pop("task")
+        return CausalLMPolicy(encoder_from_config(config.pop("encoder"), causal_lm=True), **config)
     encoder = encoder_from_config(config.pop("encoder"))
     return POLICIES[config.pop("task")](encoder, **config)
 

@@ -121,6 +121,47 @@ def test_save_load_gives_identical_deterministic_predictions(env_id, tmp_path):
     assert not list(tmp_path.glob("m/*.pt")) and not list(tmp_path.glob("m/*.pkl"))
 
 
+@pytest.mark.parametrize("cls", [PPO, REINFORCE, TRPO], ids=lambda c: c.name)
+def test_causal_lm_policy_learns_saves_and_loads(cls, tmp_path):
+    """A causal LM name/path gives the KV-cached LM policy (a random tiny GPT-2 here,
+    over the env's vocabulary: the real gpt2 needs its tokenizer and the network)."""
+    import transformers
+
+    env_id = "TextSummarization-v0"
+    vocab = gym.make(env_id, **SMALL_ENVS[env_id]).unwrapped.vocab_size
+    config = transformers.GPT2Config(
+        vocab_size=vocab,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        n_positions=64,
+        bos_token_id=101,
+        eos_token_id=102,
+    )
+    torch.manual_seed(0)
+    transformers.GPT2LMHeadModel(config).save_pretrained(tmp_path / "lm")
+    hparams = SMALL | (TRPO_SMALL if cls is TRPO else {})
+    model = cls(
+        env_id,
+        policy=str(tmp_path / "lm"),
+        seed=0,
+        device="cpu",
+        env_kwargs=SMALL_ENVS[env_id],
+        **hparams,
+    )
+    assert type(model.policy).__name__ == "CausalLMPolicy"
+    with pytest.raises(textgym.errors.TextgymError, match="freeze_encoder=False"):
+        cls(env_id, policy=str(tmp_path / "lm"), env_kwargs=SMALL_ENVS[env_id], freeze_encoder=True)
+    model.learn(64, progress_bar=False)
+    assert np.isfinite(model.logger.rows[-1]["train/policy_loss"])
+    model.save(tmp_path / "m")
+    loaded = cls.load(tmp_path / "m", device="cpu")
+    obs, _ = gym.make_vec(env_id, num_envs=4, **SMALL_ENVS[env_id]).reset(seed=1)
+    np.testing.assert_array_equal(
+        model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0]
+    )
+
+
 def test_load_refuses_a_pickle(tmp_path):
     model = small_agent(PPO, "TextClassification-v0")
     model.save(tmp_path / "m")

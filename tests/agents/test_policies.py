@@ -157,3 +157,118 @@ def test_action_masks_are_respected_and_never_nan():
     assert dist.probs[1].tolist() == [0.0, 0.0, 1.0]
     dead = ActorCritic.distribution(torch.tensor([[0.0, -math.inf]]), torch.tensor([[False, True]]))
     assert dead.probs.tolist() == [[0.0, 1.0]]
+
+
+def test_pointer_copy_features_mark_span_continuations_and_repeats():
+    torch.manual_seed(0)
+    policy = make_policy("tiny", INFO | {"task": "summarization", "n_actions": VOCAB})
+    src = torch.tensor([[1, 7, 8, 9, 7, 5, 2]])
+    summary = torch.tensor([[7, 0, 0]])
+    feats = policy.copy_features(src, summary, torch.tensor([1]))  # (1, 7, 4)
+    # after emitting 7 (at positions 1 and 4): continue at 2 and 5, skip one to 3 and 6
+    assert feats[0, :, 0].tolist() == [0, 0, 1, 0, 0, 1, 0]
+    assert feats[0, :, 1].tolist() == [0, 0, 0, 1, 0, 0, 1]
+    assert feats[0, :, 3].tolist() == [0, 1, 0, 0, 1, 0, 0]  # 7 is already in the summary
+    nothing_yet = policy.copy_features(src, summary, torch.tensor([0]))
+    assert nothing_yet.sum() == 0
+
+
+def test_pointer_generator_starts_as_lead_and_learns_from_zero_without_the_prior():
+    torch.manual_seed(0)
+    info = INFO | {"task": "summarization", "n_actions": VOCAB}
+    policy = make_policy("tiny", info).eval()
+    rng = np.random.default_rng(4)
+    source = rng.permutation(np.arange(5, VOCAB))[: L - 2]  # distinct tokens
+    obs = summ_obs(1, rng)
+    obs["input_ids"][0, 1:-1] = source
+    obs["summary_ids"][:] = 0
+    obs["summary_mask"][:] = 0
+    written = []
+    for _ in range(T):  # greedy decoding copies the source from its first word on
+        dist, _ = policy(obs_to_tensors(obs, "cpu"))
+        token = int(dist.probs[0].argmax())
+        if token == 2:
+            break
+        obs["summary_ids"][0, len(written)] = token
+        obs["summary_mask"][0, len(written)] = 1
+        written.append(token)
+    assert len(written) >= 3 and written == source[: len(written)].tolist()
+    plain = make_policy("tiny", info | {"lead_prior": False})
+    assert plain.copy_weights.bias.abs().sum() == 0 and plain.position_bias.abs().sum() == 0
+    assert policy_from_config(plain.config()).lead_prior is False
+
+
+# ----- causal LM policy ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory):
+    """A randomly initialised GPT-2 over the synthetic vocabulary, saved as a local model."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(
+        vocab_size=VOCAB,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        n_positions=64,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    path = tmp_path_factory.mktemp("tiny_lm")
+    transformers.GPT2LMHeadModel(config).save_pretrained(path)
+    return str(path)
+
+
+def lm_policy(path):
+    torch.manual_seed(0)
+    return make_policy(path, INFO | {"task": "summarization", "n_actions": VOCAB}, L).eval()
+
+
+def test_causal_lm_policy_with_cached_source_equals_reading_everything(tiny_lm):
+    from textgym.agents.common.policies import CausalLMPolicy
+
+    policy = lm_policy(tiny_lm)
+    assert isinstance(policy, CausalLMPolicy)
+    obs = summ_obs(5, np.random.default_rng(2))
+    obs["attention_mask"][:, 9:] = 0  # ragged sources: padding sits between source and summary
+    obs["attention_mask"][0, 5:] = 0
+    dist, values = policy(obs_to_tensors(obs, "cpu"))
+    assert dist.logits.shape == (5, VOCAB) and values.shape == (5,)
+    for row in range(5):
+        src = obs["input_ids"][row, : obs["attention_mask"][row].sum()]
+        prefix = obs["summary_ids"][row, : obs["summary_mask"][row].sum()]
+        ids = torch.as_tensor(np.concatenate([src, [2], prefix]))[None].long()
+        full = torch.log_softmax(policy.encoder(input_ids=ids).logits[0, -1], -1)
+        torch.testing.assert_close(dist.logits[row], full, atol=1e-5, rtol=1e-5)
+
+
+def test_causal_lm_policy_encodes_each_context_once_and_round_trips(tiny_lm):
+    policy = lm_policy(tiny_lm)
+    t = obs_to_tensors(summ_obs(7, np.random.default_rng(3)), "cpu")
+    index = torch.tensor([0, 0, 1, 1, 1, 2, 2])
+    steps = {k: v.clone() for k, v in t.items()}
+    for k in policy.context_keys:
+        steps[k] = t[k][index]
+    dist, values = policy(steps)
+    contexts = {k: t[k][:3] for k in policy.context_keys}
+    actions = dist.sample()
+    log_prob, _, v2, _ = policy.evaluate_actions(contexts, index, steps, actions)
+    torch.testing.assert_close(log_prob, dist.log_prob(actions), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(v2, values, atol=1e-5, rtol=1e-5)
+    # the KV cache is one tensor per context: (C, S', 2 * layers * hidden)
+    assert policy.encode(contexts).shape == (3, L, 2 * 2 * 32)
+    clone = policy_from_config(policy.config())
+    clone.load_state_dict(policy.state_dict())
+    torch.testing.assert_close(clone.eval()(steps)[0].logits, dist.logits)
+    (log_prob.sum() + v2.sum()).backward()  # trainable end to end
+    assert policy.encoder.get_input_embeddings().weight.grad is not None
+
+
+def test_causal_lm_with_a_different_vocabulary_is_refused(tiny_lm):
+    from textgym.errors import TextgymError
+
+    with pytest.raises(
+        TextgymError, match="vocabulary of 300 tokens but the env's tokenizer has 500"
+    ):
+        make_policy(tiny_lm, INFO | {"vocab_size": 500, "task": "summarization", "n_actions": 500})
