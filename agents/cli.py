@@ -22,10 +22,10 @@ import gymnasium as gym
 
 from textgym.errors import TextgymError
 
+from .common.encoders import is_causal_lm
 from .common.hyperparams import default_hyperparams
 from .common.io import atomic_write_json, read_json, resolve_dir
 from .common.on_policy import ALGORITHMS, OnPolicyAlgorithm, scalar_metrics
-from .common.policies import is_causal_lm
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -68,10 +68,7 @@ def load_encoder(
         model = auto.from_pretrained(path)
     except (OSError, ValueError, pickle.UnpicklingError) as err:
         # UnpicklingError: pytorch_model.bin weights refused by torch.load(weights_only=True)
-        raise TextgymError(
-            f"cannot load encoder {name!r}: {err}. Use 'minilm' (packaged, offline), 'tiny', "
-            "or a local directory / Hugging Face name reachable from here."
-        ) from err
+        raise cannot_load(name, err) from err
     model_vocab = model.get_input_embeddings().num_embeddings
     if model_vocab != vocab_size:
         raise TextgymError(
@@ -81,6 +78,30 @@ def load_encoder(
         )
     check_positions(model, context_length, name)
     return _without_pooler(model)
+
+
+def cannot_load(name: str, err: Exception) -> TextgymError:
+    """The error for a model name or path that does not load."""
+    return TextgymError(
+        f"cannot load encoder {name!r}: {err}. Use 'minilm' (packaged, offline), 'tiny', "
+        "or a local directory / Hugging Face name reachable from here."
+    )
+
+
+def is_causal_lm(name: str) -> bool:
+    """Whether ``name`` (a Hugging Face name or path) is a causal language model.
+
+    Raises:
+        TextgymError: ``name`` is neither "minilm" / "tiny" nor a loadable model config.
+    """
+    if name in ("minilm", "tiny"):
+        return False
+    try:
+        config = transformers.AutoConfig.from_pretrained(name)
+    except (OSError, ValueError) as err:
+        raise cannot_load(name, err) from err
+    architectures = getattr(config, "architectures", None) or []
+    return any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)
 
 
 def check_positions(

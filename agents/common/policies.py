@@ -25,7 +25,14 @@ from torch.distributions import Categorical
 
 from textgym.errors import TextgymError
 
-from .encoders import encode, encoder_config, encoder_from_config, hidden_size, load_encoder
+from .encoders import (
+    encode,
+    encoder_config,
+    encoder_from_config,
+    hidden_size,
+    is_causal_lm,
+    load_encoder,
+)
 
 CONTEXT_KEYS = {
     "ner": ("input_ids", "attention_mask", "word_starts", "word_mask"),
@@ -505,20 +512,6 @@ def _cache_layers(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
     if layers is not None:
         return [(layer.keys, layer.values) for layer in layers]
     return [(k, v) for k, v in cache]
-
-
-def is_causal_lm(name: str) -> bool:
-    """Whether ``name`` (a Hugging Face name or path) is a causal language model."""
-    if name in ("minilm", "tiny"):
-        return False
-    import transformers
-
-    try:
-        config = transformers.AutoConfig.from_pretrained(name)
-    except (OSError, ValueError):
-        return False  # load_encoder reports what is wrong with it
-    architectures = getattr(config, "architectures", None) or []
-    return any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)
 
 
 POLICIES: dict[str, type[ActorCritic]] = {

@@ -272,3 +272,10 @@ def test_causal_lm_with_a_different_vocabulary_is_refused(tiny_lm):
         TextgymError, match="vocabulary of 300 tokens but the env's tokenizer has 500"
     ):
         make_policy(tiny_lm, INFO | {"vocab_size": 500, "task": "summarization", "n_actions": 500})
+
+
+def test_a_model_path_that_does_not_load_fails_clearly(tmp_path):
+    from textgym.errors import TextgymError
+
+    with pytest.raises(TextgymError, match="cannot load encoder"):
+        make_policy(str(tmp_path / "missing"), INFO | {"task": "summarization", "n_actions": VOCAB})
