@@ -14,6 +14,7 @@ from .common.on_policy import (
     explained_variance,
     register_algorithm,
 )
+from .common.optim import fit_critic
 
 
 @dataclass
@@ -27,6 +28,15 @@ class ReinforceSettings(OnPolicySettings):
     running mean of the returns (the value head is then not trained)."""
     baseline_momentum: float = 0.9
     """Momentum of the running-mean baseline."""
+    n_critic_updates: int = 0
+    """Extra passes of value-head regression over each rollout after the policy step
+    (``baseline="value"``), with their own Adam at ``critic_learning_rate``, on the
+    encodings the policy step already made (as in Spinning Up's VPG). One joint step per
+    rollout leaves the critic behind the policy; with ``scale_advantage_by_value`` a
+    critic that overestimates P(correct tag) on the words the policy gets wrong damps
+    exactly their updates (DESIGN.md, "the known hard part")."""
+    critic_learning_rate: float = 1e-3
+    """Adam step size of the extra critic passes."""
 
 
 @register_algorithm
@@ -41,6 +51,12 @@ class REINFORCE(OnPolicyAlgorithm):
         if self.settings.baseline not in ("value", "mean"):
             raise ValueError(f"baseline must be 'value' or 'mean', not {self.settings.baseline!r}")
         self.running_mean = 0.0
+        self.critic_optimizer = torch.optim.Adam(
+            self.policy.value_parameters(), lr=self.settings.critic_learning_rate
+        )
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return super()._optimizers() | {"critic_optimizer": self.critic_optimizer}
 
     def train(self) -> dict[str, float]:
         s, buf = self.settings, self.buffer
@@ -55,10 +71,15 @@ class REINFORCE(OnPolicyAlgorithm):
         mean, std = adv_all.mean(), adv_all.std() + 1e-8
         logs: dict[str, list[float]] = {"policy_loss": [], "value_loss": [], "entropy": []}
         self.optimizer.zero_grad()
+        fit = s.baseline == "value" and s.n_critic_updates > 0
+        batches = []
         for mb in buf.minibatches(s.batch_size, self.rng, self.device):
-            log_prob, entropy, values, _ = self.policy.evaluate_actions(
-                mb.contexts, mb.ctx_index, mb.obs, mb.actions, mb.action_masks
-            )
+            hidden = self.policy.encode(mb.contexts)
+            logits, values = self.policy.heads(hidden, mb.contexts, mb.ctx_index, mb.obs)
+            dist = self.policy.distribution(logits, mb.action_masks)
+            log_prob, entropy = dist.log_prob(mb.actions), dist.entropy()
+            if fit:  # encoder states before this rollout's step: one step stale, no new pass
+                batches.append((hidden.detach(), mb))
             adv = (
                 (mb.advantages - mean.to(self.device)) / std.to(self.device)
                 if (s.normalize_advantage and total > 1)
@@ -76,6 +97,10 @@ class REINFORCE(OnPolicyAlgorithm):
             logs["entropy"].append(entropy.mean().item())
         torch.nn.utils.clip_grad_norm_(self.policy.parameters(), s.max_grad_norm)
         self.optimizer.step()
+        if fit:
+            logs["value_loss"] += fit_critic(
+                self.policy, self.critic_optimizer, batches, s.n_critic_updates, s.max_grad_norm
+            )
         out = {f"train/{k}": float(np.mean(v)) for k, v in logs.items()}
         out["train/learning_rate"] = self.optimizer.param_groups[0]["lr"]
         out["train/explained_variance"] = explained_variance(buf.values, buf.returns)

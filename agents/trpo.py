@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.distributions import Categorical, kl_divergence
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.utils import parameters_to_vector
@@ -31,7 +30,7 @@ from .common.on_policy import (
     normalize,
     register_algorithm,
 )
-from .common.optim import backtracking_line_search, conjugate_gradient, flat_grad
+from .common.optim import backtracking_line_search, conjugate_gradient, fit_critic, flat_grad
 
 
 @dataclass
@@ -130,18 +129,6 @@ class TRPO(OnPolicyAlgorithm):
             "step_norm": float((parameters_to_vector(params).detach() - before).norm()),
         }
 
-    def _critic_step(self, mb: Minibatch) -> float:
-        with torch.no_grad():
-            hidden = self.policy.encode(mb.contexts)
-        _, values = self.policy.heads(hidden, mb.contexts, mb.ctx_index, mb.obs)
-        loss = F.mse_loss(values, mb.returns)
-        self.optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.policy.value_parameters(), self.settings.max_grad_norm)
-        self.optimizer.step()
-        self.policy.zero_grad(set_to_none=True)
-        return loss.item()
-
     def train(self) -> dict[str, float]:
         s, buf = self.settings, self.buffer
         logs: dict[str, list[float]] = {}
@@ -151,9 +138,15 @@ class TRPO(OnPolicyAlgorithm):
             for mb in buf.minibatches(s.batch_size, self.rng, self.device):
                 for k, v in self._policy_step(mb).items():
                     logs.setdefault(k, []).append(v)
-        for _ in range(s.n_critic_updates):
-            for mb in buf.minibatches(s.batch_size, self.rng, self.device):
-                logs.setdefault("value_loss", []).append(self._critic_step(mb))
+        if s.n_critic_updates:
+            with torch.no_grad():  # encoded once: the critic's steps leave the encoder as is
+                batches = [
+                    (self.policy.encode(mb.contexts), mb)
+                    for mb in buf.minibatches(s.batch_size, self.rng, self.device)
+                ]
+            logs["value_loss"] = fit_critic(
+                self.policy, self.optimizer, batches, s.n_critic_updates, s.max_grad_norm
+            )
         out = {f"train/{k}": float(np.mean(v)) for k, v in logs.items()}
         out["train/learning_rate"] = self.optimizer.param_groups[0]["lr"]
         out["train/explained_variance"] = explained_variance(buf.values, buf.returns)

@@ -17,10 +17,10 @@ Three parts, each agent with its default hyperparameters (``agents/hyperparams.y
 3. bbc-news headlines: test ROUGE-L of PPO after ``--minutes`` of training vs the lead-8
    baseline (the first 8 words of the body). Target: above lead-8.
 
-The default budget finishes within one hour on a quiet 2-core CPU: 5 NER trainings of
-``--minutes`` (about 30 min at 6) plus test evaluations, the classification encodings
-(agents with a frozen encoder share the memo of document encodings: the encoder and so
-the encodings are identical) and one summarization training. ``--eval-sentences N`` scores
+The default budget finishes within one hour on a 2-core CPU: 4 NER trainings of
+``--minutes`` (24 min at 6) plus test evaluations, the classification encodings (agents
+with a frozen encoder share the memo of document encodings: the encoder and so the
+encodings are identical) and one summarization training of ``--minutes``. ``--eval-sentences N`` scores
 NER on the first N test sentences only (for a quick check; 0: the whole test split).
 
 Prints one table per part and, last, the headline: PPO F1 / supervised F1.

@@ -1,8 +1,9 @@
-"""Small optimisation helpers for natural-gradient methods (TRPO), each unit-tested."""
+"""Small optimisation helpers: natural gradients (TRPO) and critic regression, unit-tested."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
@@ -93,3 +94,32 @@ def backtracking_line_search(
         fraction *= backtrack_coeff
     vector_to_parameters(old, params)
     return 0.0
+
+
+def fit_critic(
+    policy: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Sequence[tuple[torch.Tensor, Any]],
+    passes: int,
+    max_grad_norm: float,
+) -> list[float]:
+    """``passes`` sweeps of value-head regression onto the returns; the losses per step.
+
+    ``batches`` holds ``(hidden, minibatch)`` pairs: encoder states computed once (the
+    critic's steps do not change the encoder, so they stay exact) and the minibatch whose
+    ``returns`` are the targets. ``optimizer`` should hold the value parameters only;
+    gradients reaching other parameters are dropped.
+    """
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    losses = []
+    for _ in range(passes):
+        for hidden, mb in batches:
+            _, values = policy.heads(hidden, mb.contexts, mb.ctx_index, mb.obs)
+            loss = torch.nn.functional.mse_loss(values, mb.returns)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+            optimizer.step()
+            policy.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+    return losses

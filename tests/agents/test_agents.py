@@ -189,6 +189,22 @@ def test_resume_continues_to_the_requested_step_count(tmp_path):
     assert resumed.num_timesteps == 128 and len(resumed.logger.rows) == 2
 
 
+def test_reinforce_critic_passes_fit_the_value_head_and_resume(tmp_path):
+    model = small_agent(REINFORCE, "TextNER-v0", n_critic_updates=3, gamma=0.0, gae_lambda=0.0)
+    value = [p.clone() for p in model.policy.value_parameters()]
+    model.learn(64, progress_bar=False)
+    assert model.critic_optimizer.state  # the extra passes stepped the critic
+    assert any(
+        not torch.equal(a, b) for a, b in zip(value, model.policy.value_parameters(), strict=True)
+    )
+    model.save(tmp_path / "ckpt", training_state=True)
+    resumed = REINFORCE.load(tmp_path / "ckpt", device="cpu")
+    steps = [s["step"] for s in model.critic_optimizer.state.values()]
+    assert [s["step"] for s in resumed.critic_optimizer.state.values()] == steps
+    resumed.learn(64, progress_bar=False, reset_num_timesteps=False)
+    assert resumed.num_timesteps == 128
+
+
 def test_resume_keeps_the_kl_reference_policy(tmp_path):
     model = small_agent(PPO, "TextSummarization-v0", kl_coef=0.1)
     model.learn(64, progress_bar=False)

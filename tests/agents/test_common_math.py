@@ -144,3 +144,30 @@ def test_categorical_kl_is_finite_over_masked_actions_and_matches_torch_elsewher
         Categorical(logits=logits_p[:, mask]), Categorical(logits=logits_q[:, mask])
     )
     torch.testing.assert_close(kl, expected)
+
+
+def test_fit_critic_regresses_the_value_head_and_leaves_the_rest():
+    from types import SimpleNamespace
+
+    from textgym.agents.common.optim import fit_critic
+
+    class TwoHeads(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.policy = torch.nn.Linear(3, 2)
+            self.value = torch.nn.Linear(3, 1)
+
+        def heads(self, hidden, contexts, ctx_index, obs):
+            x = hidden[ctx_index]
+            return self.policy(x), self.value(x).squeeze(-1)
+
+    torch.manual_seed(0)
+    net = TwoHeads()
+    hidden = torch.randn(4, 3)
+    targets = hidden @ torch.tensor([1.0, -2.0, 0.5]) + 0.3
+    mb = SimpleNamespace(contexts={}, ctx_index=torch.arange(4), obs={}, returns=targets)
+    before = net.policy.weight.clone()
+    opt = torch.optim.Adam(net.value.parameters(), lr=0.05)
+    losses = fit_critic(net, opt, [(hidden, mb)], passes=300, max_grad_norm=10.0)
+    assert len(losses) == 300 and losses[-1] < 1e-3 * losses[0]
+    assert torch.equal(net.policy.weight, before) and net.policy.weight.grad is None
