@@ -7,6 +7,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from lm_fixtures import save_tiny_gpt2
 from textgym.agents import ALGORITHMS, PPO, REINFORCE, TRPO
 
 import textgym  # noqa: F401
@@ -125,21 +126,9 @@ def test_save_load_gives_identical_deterministic_predictions(env_id, tmp_path):
 def test_causal_lm_policy_learns_saves_and_loads(cls, tmp_path):
     """A causal LM name/path gives the KV-cached LM policy (a random tiny GPT-2 here,
     over the env's vocabulary: the real gpt2 needs its tokenizer and the network)."""
-    import transformers
-
     env_id = "TextSummarization-v0"
     vocab = gym.make(env_id, **SMALL_ENVS[env_id]).unwrapped.vocab_size
-    config = transformers.GPT2Config(
-        vocab_size=vocab,
-        n_embd=32,
-        n_layer=2,
-        n_head=2,
-        n_positions=64,
-        bos_token_id=101,
-        eos_token_id=102,
-    )
-    torch.manual_seed(0)
-    transformers.GPT2LMHeadModel(config).save_pretrained(tmp_path / "lm")
+    save_tiny_gpt2(tmp_path / "lm", vocab, eos_token_id=102)
     hparams = SMALL | (TRPO_SMALL if cls is TRPO else {})
     model = cls(
         env_id,

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from lm_fixtures import save_tiny_gpt2
 from textgym.agents.common.policies import (
     ActorCritic,
     length_buckets,
@@ -60,9 +61,13 @@ CASES = {
 }
 
 
-@pytest.fixture(params=list(CASES))
-def case(request):
+@pytest.fixture(params=[*CASES, "causal_lm"])
+def case(request, tmp_path_factory):
+    """Each task's policy over the tiny encoder, and the causal-LM summarization policy."""
     torch.manual_seed(0)
+    if request.param == "causal_lm":
+        path = save_tiny_gpt2(tmp_path_factory.mktemp("lm"), VOCAB, eos_token_id=2)
+        return lm_policy(path), summ_obs(7, np.random.default_rng(0))
     make_obs, n_actions = CASES[request.param]
     policy = make_policy("tiny", INFO | {"task": request.param, "n_actions": n_actions})
     return policy.eval(), make_obs(7, np.random.default_rng(0))
@@ -203,21 +208,7 @@ def test_pointer_generator_starts_as_lead_and_learns_from_zero_without_the_prior
 
 @pytest.fixture(scope="module")
 def tiny_lm(tmp_path_factory):
-    """A randomly initialised GPT-2 over the synthetic vocabulary, saved as a local model."""
-    transformers = pytest.importorskip("transformers")
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(
-        vocab_size=VOCAB,
-        n_embd=32,
-        n_layer=2,
-        n_head=2,
-        n_positions=64,
-        bos_token_id=1,
-        eos_token_id=2,
-    )
-    path = tmp_path_factory.mktemp("tiny_lm")
-    transformers.GPT2LMHeadModel(config).save_pretrained(path)
-    return str(path)
+    return save_tiny_gpt2(tmp_path_factory.mktemp("tiny_lm"), VOCAB, eos_token_id=2)
 
 
 def lm_policy(path):
@@ -243,25 +234,14 @@ def test_causal_lm_policy_with_cached_source_equals_reading_everything(tiny_lm):
         torch.testing.assert_close(dist.logits[row], full, atol=1e-5, rtol=1e-5)
 
 
-def test_causal_lm_policy_encodes_each_context_once_and_round_trips(tiny_lm):
+def test_causal_lm_policy_caches_the_source_keys_and_values_and_trains_end_to_end(tiny_lm):
     policy = lm_policy(tiny_lm)
-    t = obs_to_tensors(summ_obs(7, np.random.default_rng(3)), "cpu")
-    index = torch.tensor([0, 0, 1, 1, 1, 2, 2])
-    steps = {k: v.clone() for k, v in t.items()}
-    for k in policy.context_keys:
-        steps[k] = t[k][index]
-    dist, values = policy(steps)
-    contexts = {k: t[k][:3] for k in policy.context_keys}
-    actions = dist.sample()
-    log_prob, _, v2, _ = policy.evaluate_actions(contexts, index, steps, actions)
-    torch.testing.assert_close(log_prob, dist.log_prob(actions), atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(v2, values, atol=1e-5, rtol=1e-5)
-    # the KV cache is one tensor per context: (C, S', 2 * layers * hidden)
+    t = obs_to_tensors(summ_obs(3, np.random.default_rng(3)), "cpu")
+    contexts = {k: t[k] for k in policy.context_keys}
+    # one tensor per context: (C, S', 2 * layers * hidden), keys then values per layer
     assert policy.encode(contexts).shape == (3, L, 2 * 2 * 32)
-    clone = policy_from_config(policy.config())
-    clone.load_state_dict(policy.state_dict())
-    torch.testing.assert_close(clone.eval()(steps)[0].logits, dist.logits)
-    (log_prob.sum() + v2.sum()).backward()  # trainable end to end
+    dist, values = policy(t)
+    (dist.log_prob(dist.sample()).sum() + values.sum()).backward()
     assert policy.encoder.get_input_embeddings().weight.grad is not None
 
 
