@@ -75,9 +75,9 @@ class REINFORCE(OnPolicyAlgorithm):
         batches = []
         for mb in buf.minibatches(s.batch_size, self.rng, self.device):
             hidden = self.policy.encode(mb.contexts)
-            logits, values = self.policy.heads(hidden, mb.contexts, mb.ctx_index, mb.obs)
-            dist = self.policy.distribution(logits, mb.action_masks)
-            log_prob, entropy = dist.log_prob(mb.actions), dist.entropy()
+            log_prob, entropy, values, _ = self.policy.evaluate_actions(
+                mb.contexts, mb.ctx_index, mb.obs, mb.actions, mb.action_masks, hidden=hidden
+            )
             if fit:  # encoder states before this rollout's step: one step stale, no new pass
                 batches.append((hidden.detach(), mb))
             adv = (

@@ -307,12 +307,12 @@ class OnPolicyAlgorithm:
         # dropout off: the update must see the same probabilities the rollout sampled from
         self.policy.to(self.device).eval()
         if self.settings.freeze_encoder:
-            if getattr(self.policy, "kind", None) == "causal_lm":
-                raise TextgymError(
-                    "freeze_encoder=True would freeze the whole causal-LM policy (the LM's own "
-                    "head is the policy): pass freeze_encoder=False"
-                )
             self.policy.encoder.requires_grad_(False)
+            if not self.policy.policy_parameters():
+                raise TextgymError(
+                    "freeze_encoder=True leaves this policy nothing to train (its action head "
+                    "is part of the encoder, as a causal LM's is): pass freeze_encoder=False"
+                )
             # an instance attribute shadows the method for every caller (rollouts,
             # updates, TRPO's Fisher products, predict); weights and checkpoints are unchanged
             self.policy.encode = FrozenEncodings(self.policy.encode)

@@ -166,9 +166,15 @@ class ActorCritic(nn.Module):
         obs: dict[str, torch.Tensor],
         actions: torch.Tensor,
         action_masks: torch.Tensor | None = None,
+        hidden: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Categorical]:
-        """Encode each unique context once, then ``(log_prob, entropy, values, dist)`` per step."""
-        logits, values = self.heads(self.encode(contexts), contexts, ctx_index, obs)
+        """Encode each unique context once, then ``(log_prob, entropy, values, dist)`` per step.
+
+        ``hidden``: :meth:`encode` of ``contexts``, when the caller keeps it for later use.
+        """
+        if hidden is None:
+            hidden = self.encode(contexts)
+        logits, values = self.heads(hidden, contexts, ctx_index, obs)
         dist = self.distribution(logits, action_masks)
         return dist.log_prob(actions), dist.entropy(), values, dist
 
@@ -402,7 +408,6 @@ class CausalLMPolicy(ActorCritic):
     Args:
         model: A Hugging Face causal LM (``AutoModelForCausalLM``).
         eos_token_id: The env's stop token, also the separator after the source.
-        max_summary_tokens: ``T``, the length of ``summary_ids``.
     """
 
     task = "summarization"
@@ -415,12 +420,10 @@ class CausalLMPolicy(ActorCritic):
         n_actions: int,
         encoder_name: str = "",
         eos_token_id: int = 0,
-        max_summary_tokens: int = 24,
         **_: Any,
     ):
         super().__init__(encoder, n_actions, encoder_name)
         self.eos_token_id = eos_token_id
-        self.max_summary_tokens = max_summary_tokens
         cfg = encoder.config
         self.n_layers = cfg.num_hidden_layers
         # keys/values have num_key_value_heads heads (fewer than the queries' under GQA)
@@ -444,7 +447,6 @@ class CausalLMPolicy(ActorCritic):
         return super().config() | {
             "kind": self.kind,
             "eos_token_id": self.eos_token_id,
-            "max_summary_tokens": self.max_summary_tokens,
         }
 
     def encode(self, contexts: dict[str, torch.Tensor]) -> torch.Tensor:
