@@ -7,7 +7,8 @@ model.save("runs/ner-ppo")
 model = PPO.load("runs/ner-ppo")
 """
 
-from .common.on_policy import ALGORITHMS, OnPolicyAlgorithm
+from .common.checkpoints import ALGORITHMS
+from .common.on_policy import OnPolicyAlgorithm
 from .ppo import PPO, PPOSettings
 from .reinforce import REINFORCE, ReinforceSettings
 from .trpo import TRPO, TRPOSettings

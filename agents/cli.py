@@ -6,44 +6,70 @@ A run directory (``--out``) holds:
   (``--resume`` continues from it);
 - ``model/``: the final weights and config (``PPO.load(out / "model")``);
 - ``progress.csv`` and TensorBoard event files;
-- ``summary.json``: everything needed to reproduce and compare the run.
+- ``summary.json``: everything needed to reproduce and compare the run. Its
+  ``wall_time_s`` is the time spent training (rollouts and updates, over every resumed
+  session), without evaluation; ``session_time_s`` is the whole last ``textgym train``
+  command, evaluation and loading included.
+
+A directory that holds a run is never overwritten silently: ``--resume`` continues it
+(refusing any setting that would make it another experiment; a longer ``--timesteps``
+extends it) and ``--overwrite`` starts it again. One process at a time writes a run
+directory (``.lock``). Ctrl-C (SIGINT) or SIGTERM during training finishes the current
+update, writes a checkpoint and exits with status 130; a second one stops at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import difflib
 import json
+import os
 import platform
+import shutil
+import signal
+import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 
+from textgym.corpora.records import SPLIT_ALIASES
 from textgym.errors import TextgymError
+from textgym.io import lock_dir
 
+from .common.checkpoints import ALGORITHMS
 from .common.encoders import is_causal_lm
 from .common.hyperparams import default_hyperparams
 from .common.io import atomic_write_json, read_json, resolve_dir
-from .common.on_policy import ALGORITHMS, OnPolicyAlgorithm, scalar_metrics
+from .common.on_policy import OnPolicyAlgorithm, scalar_metrics
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``train`` and ``eval`` subcommands to the textgym CLI."""
+    # Options that define the experiment default to None, so that ``--resume`` can tell
+    # the ones given (checked against the run) from the ones left out (taken from it).
     p = subparsers.add_parser("train", help="train an agent on an env and write a run directory")
     p.add_argument("env_id", help="e.g. TextNER-v0")
-    p.add_argument("--agent", choices=sorted(ALGORITHMS), default="ppo")
-    p.add_argument("--policy", default="minilm", help="minilm (default), tiny, or an HF name/path")
+    p.add_argument("--agent", choices=sorted(ALGORITHMS), default=None, help="default: ppo")
+    p.add_argument("--policy", default=None, help="minilm (default), tiny, or an HF name/path")
     p.add_argument("--timesteps", type=int, default=20_000, help="env steps to train for")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None, help="default: 0")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    p.add_argument("--env-kwargs", type=json.loads, default={}, help="env kwargs as JSON")
-    p.add_argument("--hparams", type=json.loads, default={}, help="hyperparameters as JSON")
+    p.add_argument("--env-kwargs", default=None, help="env kwargs as a JSON object")
+    p.add_argument("--hparams", default=None, help="hyperparameters as a JSON object")
     p.add_argument("--n-envs", type=int, default=None, help="vector env slots")
     p.add_argument("--eval-freq", type=int, default=None, help="validation every N env steps")
     p.add_argument("--checkpoint-freq", type=int, default=None, help="checkpoint every N steps")
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the run already in --out, if any"
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=train_command)
 
@@ -79,54 +105,345 @@ def _print_report(result: Any, split: str) -> None:
     print(result.report)
 
 
+# ----- checking the arguments ----------------------------------------------------------
+
+
+def _json_object(text: str | None, option: str) -> dict:
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise TextgymError(f"{option} is not valid JSON ({err}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise TextgymError(
+            f"{option} must be a JSON object such as '{{\"max_tokens\": 64}}', "
+            f"got {type(value).__name__} {text!r}"
+        )
+    return value
+
+
+def _check_env_id(env_id: str) -> None:
+    if env_id in gym.registry:
+        return
+    known = sorted(gym.registry)
+    close = difflib.get_close_matches(env_id, known, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    import textgym
+
+    raise TextgymError(
+        f"unknown env id {env_id!r}{hint} (textgym envs: {', '.join(textgym.ENV_IDS)})"
+    )
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    if device == "auto":
+        return
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise TextgymError(f"--device {device!r} is not a device; use auto, cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise TextgymError(
+            f"--device {device}: CUDA is not available on this machine (torch "
+            f"{torch.__version__}); use --device cpu or auto"
+        )
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise TextgymError(
+            f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+        )
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise TextgymError(f"--device {device}: MPS is not available on this machine")
+
+
+_TYPES = {
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "str": (str,),
+    "None": (type(None),),
+}
+
+
+def _check_hparams(cls: type[OnPolicyAlgorithm], hparams: dict) -> None:
+    """Unknown names and values of the wrong type, before anything is built."""
+    fields = {f.name: f for f in dataclasses.fields(cls.settings_class)}
+    unknown = sorted(set(hparams) - set(fields))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], fields, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise TextgymError(
+            f"--hparams: unknown hyperparameter {unknown[0]!r} for {cls.name}{hint}; "
+            f"valid: {', '.join(sorted(fields))}"
+        )
+    for name, value in hparams.items():
+        annotation = str(fields[name].type)
+        allowed = tuple(t for part in annotation.split("|") for t in _TYPES.get(part.strip(), ()))
+        if not allowed:
+            continue
+        if isinstance(value, bool) and bool not in allowed:
+            allowed = ()
+        if not isinstance(value, allowed):
+            raise TextgymError(
+                f"--hparams: {name} must be {annotation.replace(' | ', ' or ')}, got {value!r}"
+            )
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    for option, value, least in (
+        ("--timesteps", args.timesteps, 1),
+        ("--n-envs", args.n_envs, 1),
+        ("--eval-freq", args.eval_freq, 0),
+        ("--checkpoint-freq", args.checkpoint_freq, 1),
+    ):
+        if value is not None and value < least:
+            raise TextgymError(f"{option} must be >= {least}, got {value}")
+
+
+_PATH_KWARGS = ("data_dir", "tokenizer", "dataset")
+
+
+def _absolute(path: Any) -> Any:
+    if isinstance(path, str) and not os.path.isabs(os.path.expanduser(path)):
+        return os.path.abspath(path)
+    return path
+
+
+def _absolute_paths(env_kwargs: dict) -> dict:
+    """Relative file paths made absolute, so that ``textgym eval`` works from anywhere.
+
+    ``data_files`` relative to a ``data_dir`` stay as they are (the data_dir is made
+    absolute); ``dataset`` and ``tokenizer`` are touched only when they name an existing
+    path here (otherwise they are hub names).
+    """
+    out = dict(env_kwargs)
+    for key in _PATH_KWARGS:
+        value = out.get(key)
+        if isinstance(value, str) and (key == "data_dir" or os.path.exists(value)):
+            out[key] = _absolute(value)
+    files = out.get("data_files")
+    if files is not None and out.get("data_dir") is None:
+        if isinstance(files, dict):
+            out["data_files"] = {
+                k: [_absolute(v) for v in vs] if isinstance(vs, list) else _absolute(vs)
+                for k, vs in files.items()
+            }
+        elif isinstance(files, list):
+            out["data_files"] = [_absolute(v) for v in files]
+        else:
+            out["data_files"] = _absolute(files)
+    return out
+
+
+# ----- the run directory -----------------------------------------------------------------
+
+# What a run leaves in its directory (``--overwrite`` removes exactly these).
+_RUN_ENTRIES = ("checkpoint", "model", "summary.json", "progress.csv")
+_RUN_PATTERNS = ("events.out.tfevents.*", "eval_*.json", "checkpoint.*", "model.*")
+
+
+def _run_entries(out: Path) -> list[Path]:
+    found = [out / name for name in _RUN_ENTRIES if (out / name).exists()]
+    for pattern in _RUN_PATTERNS:
+        found += [p for p in sorted(out.glob(pattern)) if p not in found]
+    return found
+
+
+def _prepare_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise TextgymError(f"--out {out}: exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise TextgymError(
+            f"--out {out}: cannot create the run directory ({err.strerror or err})"
+        ) from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise TextgymError(f"--out {out}: the run directory is not writable")
+
+
+def _clear_run(out: Path) -> None:
+    for path in _run_entries(out):
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def _refuse_changes(args: argparse.Namespace, config: dict, checkpoint: Path) -> None:
+    """``--resume`` with a setting that differs from the run's: name it and stop."""
+    hparams = config.get("hyperparameters") or {}
+    given: list[tuple[str, Any, Any]] = [("env id", args.env_id, config.get("env_id"))]
+    if args.agent is not None:
+        given.append(("--agent", args.agent, config.get("algorithm")))
+    if args.policy is not None:
+        given.append(("--policy", args.policy, (config.get("policy") or {}).get("encoder_name")))
+    if args.seed is not None:
+        given.append(("--seed", args.seed, config.get("seed")))
+    if args.env_kwargs is not None:
+        env_id = config.get("env_id") or args.env_id
+        saved = _full_env_kwargs(env_id, config.get("env_kwargs") or {})
+        wanted = _full_env_kwargs(env_id, _absolute_paths(args.env_kwargs))
+        for key in sorted(set(saved) | set(wanted)):
+            given.append((f"--env-kwargs {key}", wanted.get(key), saved.get(key)))
+    for key, value in (args.hparams or {}).items():
+        given.append((f"--hparams {key}", value, hparams.get(key)))
+    if args.n_envs is not None:
+        given.append(("--n-envs", args.n_envs, hparams.get("n_envs")))
+    if args.eval_freq is not None:
+        given.append(("--eval-freq", args.eval_freq, hparams.get("eval_freq")))
+    for option, wanted, saved in given:
+        if wanted != saved:
+            raise TextgymError(
+                f"--resume: {checkpoint} was trained with {option} {saved!r}, not {wanted!r}; "
+                "a changed setting would make it another experiment: leave it out to keep "
+                "the run's, use another --out, or pass --overwrite to start again"
+            )
+    done = config.get("num_timesteps", 0)
+    if isinstance(done, int) and args.timesteps < done:
+        raise TextgymError(
+            f"--resume: {checkpoint} has already trained {done} steps, more than "
+            f"--timesteps {args.timesteps}; give --timesteps >= {done} (a longer run extends it)"
+        )
+
+
+class _GracefulStop:
+    """SIGINT/SIGTERM during training: finish the update, then stop (a second one: now)."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt
+        self.signal = signum
+        print(
+            f"\ntextgym: {signal.Signals(signum).name} received: saving a checkpoint after the "
+            "current update (send it again to stop without saving)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signal handlers can only be set in the main thread
+            return
+        old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in old.items():
+                signal.signal(s, handler)
+
+
+def _save(model: OnPolicyAlgorithm, path: Path, checkpoint: Path, training_state: bool) -> None:
+    """``model.save``; a failed write (a full disk) removes its partial files and says
+    which checkpoint is still good."""
+    try:
+        model.save(path, training_state=training_state)
+    except OSError as err:
+        shutil.rmtree(path.with_name(path.name + ".tmp"), ignore_errors=True)
+        raise _write_error(err, path, checkpoint) from None
+
+
+def _write_error(err: OSError, path: Path, checkpoint: Path) -> TextgymError:
+    where = err.filename or path
+    good = resolve_dir(checkpoint)
+    try:
+        steps = read_json(good / "config.json")["num_timesteps"]
+        kept = f"the last good checkpoint, {good} ({steps} steps), is kept"
+    except (TextgymError, KeyError, TypeError):
+        kept = "there is no earlier checkpoint"
+    return TextgymError(
+        f"cannot write {where}: {err.strerror or err}; {kept}: free some space, then run "
+        "again with --resume"
+    )
+
+
+# ----- the commands ----------------------------------------------------------------------
+
+
 def train_command(args: argparse.Namespace) -> int:
     import textgym  # noqa: F401  (registers the env ids)
 
+    started = time.perf_counter()
+    if args.resume and args.overwrite:
+        raise TextgymError("--resume and --overwrite exclude each other: choose one")
+    args.env_kwargs = (
+        None if args.env_kwargs is None else _json_object(args.env_kwargs, "--env-kwargs")
+    )
+    args.hparams = None if args.hparams is None else _json_object(args.hparams, "--hparams")
+    _check_counts(args)
+    _check_env_id(args.env_id)
+    _check_device(args.device)
     out = Path(args.out)
+    _prepare_out(out)
+    with lock_dir(out):
+        return _train_locked(args, out, started)
+
+
+def _train_locked(args: argparse.Namespace, out: Path, started: float) -> int:
     checkpoint = out / "checkpoint"
-    cls = ALGORITHMS[args.agent]
-    if args.resume and resolve_dir(checkpoint).exists():
-        model = cls.load(checkpoint, device=args.device, log_dir=out)
-        print(f"resuming {args.agent} from {checkpoint} at {model.num_timesteps} steps")
+    saved = resolve_dir(checkpoint)
+    if args.resume and saved.exists():
+        config = read_json(saved / "config.json")
+        if not isinstance(config, dict):
+            raise TextgymError(f"{saved / 'config.json'}: not a textgym agent checkpoint")
+        _refuse_changes(args, config, saved)
+        algorithm = config.get("algorithm")
+        if algorithm not in ALGORITHMS:
+            raise TextgymError(f"{saved}: corrupt checkpoint: unknown algorithm {algorithm!r}")
+        model = ALGORITHMS[algorithm].load(checkpoint, device=args.device, log_dir=out)
+        print(f"resuming {algorithm} from {saved} at {model.num_timesteps} steps")
     else:
-        hparams = default_hyperparams(args.env_id, args.agent)
-        if is_causal_lm(args.policy):
-            # the YAML's frozen encoder is for the default pointer policy; an LM's head is
-            # its policy, so freezing it would leave nothing to learn
-            hparams.pop("freeze_encoder", None)
-        hparams |= args.hparams
-        if args.n_envs is not None:
-            hparams["n_envs"] = args.n_envs
-        if args.eval_freq is not None:
-            hparams["eval_freq"] = args.eval_freq
-        hparams.setdefault("eval_freq", max(args.timesteps // 5, 1))
-        model = cls(
-            args.env_id,
-            policy=args.policy,
-            seed=args.seed,
-            device=args.device,
-            env_kwargs=args.env_kwargs,
-            log_dir=out,
-            **hparams,
-        )
+        existing = [p.name for p in _run_entries(out)]
+        if existing and args.overwrite:
+            _clear_run(out)
+        elif existing and not (args.resume and {"summary.json", "model"}.isdisjoint(existing)):
+            raise TextgymError(
+                f"--out {out} already holds a run ({', '.join(existing)}); pass --resume to "
+                "continue it or --overwrite to replace it, or choose another --out"
+            )
+        elif existing:  # --resume of a run killed before its first checkpoint: start over
+            _clear_run(out)
+        model = _new_model(args, out)
+    _check_splits(model)
     freq = args.checkpoint_freq or max(args.timesteps // 10, 1)
     next_save = [(model.num_timesteps // freq + 1) * freq]
+    stop = _GracefulStop()
 
-    def save_checkpoint(m: OnPolicyAlgorithm) -> None:
-        if m.num_timesteps >= next_save[0]:
-            m.save(checkpoint, training_state=True)
+    def save_checkpoint(m: OnPolicyAlgorithm) -> bool:
+        if m.num_timesteps >= next_save[0] or stop.signal is not None:
+            _save(m, checkpoint, checkpoint, training_state=True)
             next_save[0] = (m.num_timesteps // freq + 1) * freq
+        return stop.signal is None
 
     remaining = args.timesteps - model.num_timesteps
-    if remaining > 0:
-        model.learn(
-            remaining,
-            progress_bar=not args.no_progress,
-            callback=save_checkpoint,
-            reset_num_timesteps=False,
-        )
-        model.save(checkpoint, training_state=True)
-    model.save(out / "model")
+    try:
+        if remaining > 0:
+            with stop.installed():
+                model.learn(
+                    remaining,
+                    progress_bar=not args.no_progress,
+                    callback=save_checkpoint,
+                    reset_num_timesteps=False,
+                )
+            if stop.signal is not None:
+                model.logger.close()
+                print(
+                    f"textgym: stopped by {signal.Signals(stop.signal).name} at "
+                    f"{model.num_timesteps} steps; checkpoint saved in {checkpoint}; continue "
+                    f"with: textgym train {args.env_id} --out {out} --resume",
+                    file=sys.stderr,
+                )
+                return 130
+            _save(model, checkpoint, checkpoint, training_state=True)
+        _save(model, out / "model", checkpoint, training_state=False)
+    except OSError as err:  # progress.csv or the event files on a full disk
+        raise _write_error(err, out, checkpoint) from None
     result = model.evaluate("test")
     _print_report(result, "test")
     summary = {
@@ -138,6 +455,7 @@ def train_command(args: argparse.Namespace) -> int:
         "seed": model.seed,
         "total_env_steps": model.num_timesteps,
         "wall_time_s": model.wall_time,
+        "session_time_s": time.perf_counter() - started,
         "device": str(model.device),
         "versions": _versions(),
         "test_metrics": result.metrics | {"mean_reward": result.mean_return},
@@ -145,10 +463,62 @@ def train_command(args: argparse.Namespace) -> int:
         "validation_curve": model.eval_history,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    atomic_write_json(out / "summary.json", summary)
+    try:
+        atomic_write_json(out / "summary.json", summary)
+    except OSError as err:
+        raise _write_error(err, out / "summary.json", checkpoint) from None
     model.logger.close()
+    print(
+        f"trained {model.num_timesteps} steps in {model.wall_time:.1f} s (rollouts and updates, "
+        f"without evaluation); this command took {summary['session_time_s']:.1f} s in all"
+    )
     print(f"wrote {out / 'summary.json'}")
     return 0
+
+
+def _check_splits(model: OnPolicyAlgorithm) -> None:
+    """The splits evaluation will need exist, before training starts rather than after."""
+    corpus = getattr(getattr(model.env, "data", None), "corpus", None)
+    if corpus is None:
+        return
+    needed = {"test": "the final evaluation"}
+    if model.settings.eval_freq:
+        needed[model.settings.eval_split] = f"evaluation every {model.settings.eval_freq} steps"
+    for split, why in needed.items():
+        if SPLIT_ALIASES.get(str(split).lower(), split) not in corpus.splits:
+            raise TextgymError(
+                f"corpus {corpus.name!r} has no {split!r} split, which {why} needs "
+                f"(it has {', '.join(corpus.splits)}; a corpus too small to carve one from "
+                "train gets none): give that split a file in data_files"
+                + (", or pass --eval-freq 0" if split != "test" else "")
+            )
+
+
+def _new_model(args: argparse.Namespace, out: Path) -> OnPolicyAlgorithm:
+    agent = args.agent or "ppo"
+    policy = args.policy or "minilm"
+    cls = ALGORITHMS[agent]
+    hparams = default_hyperparams(args.env_id, agent)
+    if is_causal_lm(policy):
+        # the YAML's frozen encoder is for the default pointer policy; an LM's head is
+        # its policy, so freezing it would leave nothing to learn
+        hparams.pop("freeze_encoder", None)
+    hparams |= args.hparams or {}
+    if args.n_envs is not None:
+        hparams["n_envs"] = args.n_envs
+    if args.eval_freq is not None:
+        hparams["eval_freq"] = args.eval_freq
+    hparams.setdefault("eval_freq", max(args.timesteps // 5, 1))
+    _check_hparams(cls, hparams)
+    return cls(
+        args.env_id,
+        policy=policy,
+        seed=0 if args.seed is None else args.seed,
+        device=args.device,
+        env_kwargs=_absolute_paths(args.env_kwargs or {}),
+        log_dir=out,
+        **hparams,
+    )
 
 
 def eval_command(args: argparse.Namespace) -> int:
@@ -166,6 +536,7 @@ def eval_command(args: argparse.Namespace) -> int:
     if path is None:
         raise TextgymError(f"{run}: no model/ or checkpoint/ with a config.json (not a run dir?)")
     algorithm = read_json(resolve_dir(path) / "config.json")["algorithm"]
+    _check_device(args.device)
     model = ALGORITHMS[algorithm].load(path, device=args.device)
     result = model.evaluate(args.split)
     _print_report(result, args.split)

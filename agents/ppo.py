@@ -10,12 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Categorical
 
+from .common.checkpoints import register_algorithm
 from .common.on_policy import (
     OnPolicyAlgorithm,
     OnPolicySettings,
     explained_variance,
     normalize,
-    register_algorithm,
 )
 
 

@@ -8,11 +8,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .common.checkpoints import register_algorithm
 from .common.on_policy import (
     OnPolicyAlgorithm,
     OnPolicySettings,
     explained_variance,
-    register_algorithm,
 )
 from .common.optim import fit_critic
 

@@ -23,12 +23,12 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.utils import parameters_to_vector
 
 from .common.buffers import Minibatch
+from .common.checkpoints import register_algorithm
 from .common.on_policy import (
     OnPolicyAlgorithm,
     OnPolicySettings,
     explained_variance,
     normalize,
-    register_algorithm,
 )
 from .common.optim import backtracking_line_search, conjugate_gradient, fit_critic, flat_grad
 

@@ -47,8 +47,9 @@ import numpy as np
 import torch
 from _conll import conll_kwargs
 from textgym.agents import ALGORITHMS
+from textgym.agents.common.caches import FrozenEncodings
 from textgym.agents.common.hyperparams import default_hyperparams
-from textgym.agents.common.on_policy import FrozenEncodings, OnPolicyAlgorithm
+from textgym.agents.common.on_policy import OnPolicyAlgorithm
 from textgym.agents.common.supervised import ner_arrays, sentence_batches, supervised_step
 
 import textgym  # noqa: F401

@@ -22,26 +22,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium.vector import AutoresetMode
 
 from textgym.errors import TextgymError
 
 from .buffers import RolloutBuffer
+from .caches import ContextCache, FrozenEncodings
+from .checkpoints import CheckpointMixin
 from .encoders import check_positions
-from .gae import compute_gae
-from .io import (
-    atomic_save_tensors,
-    atomic_write_json,
-    read_json,
-    read_tensors,
-    replace_dir,
-    resolve_dir,
+from .env_utils import (
+    action_masks,
+    env_info,
+    env_spec,
+    final_obs_rows,
+    make_vector_env,
+    resolve_device,
 )
+from .gae import compute_gae
 from .logger import Logger
-from .policies import ActorCritic, make_policy, obs_to_tensors, policy_from_config
+from .policies import ActorCritic, make_policy, obs_to_tensors
 
 
 @dataclass
@@ -95,163 +95,7 @@ class OnPolicySettings:
     (``benchmarks/agent_throughput.py``)."""
 
 
-def env_attr(env: Any, name: str) -> Any:
-    """A documented env attribute from a native vector env, a wrapped env or a SyncVectorEnv."""
-    for obj in (env, getattr(env, "unwrapped", env)):
-        try:
-            return getattr(obj, name)
-        except AttributeError:
-            pass
-    return env.get_attr(name)[0]
-
-
-def env_info(env: Any) -> dict[str, Any]:
-    """The public facts a policy is built from."""
-    obs_space = getattr(env, "single_observation_space", env.observation_space)
-    act_space = getattr(env, "single_action_space", env.action_space)
-    info = {
-        "task": env_attr(env, "task"),
-        "n_actions": int(act_space.n),
-        "vocab_size": int(env_attr(env, "vocab_size")),
-        "pad_token_id": int(env_attr(env, "pad_token_id")),
-        "eos_token_id": int(env_attr(env, "eos_token_id")),
-        "labels": list(env_attr(env, "labels")),
-    }
-    if "summary_ids" in obs_space.spaces:
-        info["max_summary_tokens"] = int(obs_space["summary_ids"].shape[0])
-    return info
-
-
-def make_vector_env(env: Any, n_envs: int, env_kwargs: dict | None = None) -> gym.vector.VectorEnv:
-    """A same-step-autoreset vector env from an env id, a single env or a vector env."""
-    if isinstance(env, str):
-        import textgym  # noqa: F401  (registers the ids)
-
-        return gym.make_vec(env, num_envs=n_envs, **(env_kwargs or {}))
-    if isinstance(env, gym.vector.VectorEnv):
-        mode = env.metadata.get("autoreset_mode")
-        if mode != AutoresetMode.SAME_STEP:
-            raise TextgymError(
-                f"the vector env's autoreset mode is {mode}; textgym agents need "
-                "AutoresetMode.SAME_STEP (gymnasium.make_vec(env_id) gives it for textgym ids)"
-            )
-        return env
-    if isinstance(env, gym.Env):
-        return gym.vector.SyncVectorEnv([lambda: env], autoreset_mode=AutoresetMode.SAME_STEP)
-    raise TextgymError(f"env must be an env id, a gymnasium Env or a VectorEnv, not {env!r}")
-
-
-def env_spec(env: Any) -> tuple[str | None, dict]:
-    """``(env id, kwargs)`` from a Gymnasium spec, when the env has one."""
-    spec = getattr(env, "spec", None) or getattr(getattr(env, "unwrapped", None), "spec", None)
-    if spec is None:
-        return None, {}
-    vector_only = ("num_envs", "vectorization_mode", "vector_kwargs", "wrappers")
-    return spec.id, {k: v for k, v in (spec.kwargs or {}).items() if k not in vector_only}
-
-
-def _action_masks(env: Any) -> np.ndarray:
-    fn = getattr(env, "action_masks", None) or getattr(env.unwrapped, "action_masks", None)
-    if fn is not None:
-        return np.asarray(fn(), dtype=bool)
-    return np.stack(env.call("action_masks")).astype(bool)
-
-
-def _final_obs(final_obs: Any, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """Rows of ``infos["final_obs"]``: a dict of batched arrays (Dict spaces), or else an
-    object array of per-slot observations."""
-    if isinstance(final_obs, dict):
-        return {k: np.asarray(v)[rows] for k, v in final_obs.items()}
-    return {k: np.stack([final_obs[i][k] for i in rows]) for k in final_obs[rows[0]]}
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-class ContextCache:
-    """Encoder output per vector-env slot, recomputed only for slots whose context changed.
-
-    ``hidden`` is ``(N, L, H)``; a slot's row stays valid while its ``input_ids`` row is
-    unchanged. Call :meth:`clear` after every weight update.
-    """
-
-    def __init__(self, policy: ActorCritic):
-        self.policy = policy
-        self.clear()
-
-    def clear(self) -> None:
-        self.ids: np.ndarray | None = None
-        self.hidden: torch.Tensor | None = None
-        self.contexts: dict[str, torch.Tensor] = {}
-
-    @torch.no_grad()
-    def update(self, obs: dict[str, np.ndarray], obs_t: dict[str, torch.Tensor]) -> np.ndarray:
-        """Encode the slots whose context changed (all after :meth:`clear`); returns them."""
-        ids = np.asarray(obs["input_ids"])
-        if self.ids is None or self.ids.shape != ids.shape:
-            self.ids = None
-            rows = np.arange(len(ids))
-        else:
-            rows = np.flatnonzero((ids != self.ids).any(1))
-        if rows.size == 0:
-            return rows
-        rows_t = torch.as_tensor(rows, device=obs_t["input_ids"].device)
-        ctx = {k: obs_t[k][rows_t] for k in self.policy.context_keys}
-        hidden = self.policy.encode(ctx)  # (r, L', H)
-        if self.ids is None:
-            n, length = ids.shape
-            self.hidden = hidden.new_zeros(n, length, hidden.shape[-1])
-            self.contexts = {k: obs_t[k].clone() for k in self.policy.context_keys}
-            self.ids = ids.copy()
-        self.hidden[rows_t] = 0.0
-        self.hidden[rows_t, : hidden.shape[1]] = hidden
-        for k in self.policy.context_keys:
-            self.contexts[k][rows_t] = ctx[k]
-        self.ids[rows] = ids[rows]
-        return rows
-
-    def heads(self, obs_t: dict[str, torch.Tensor], rows: torch.Tensor | None = None):
-        """``(logits, values)`` of the given slots (all by default) from the cache."""
-        if rows is None:
-            rows = torch.arange(len(self.ids), device=self.hidden.device)
-        return self.policy.heads(self.hidden, self.contexts, rows, obs_t)
-
-
-class FrozenEncodings:
-    """``policy.encode`` memoised by context content, valid while the encoder is frozen.
-
-    Holds one ``(L_i, H)`` float16 tensor per distinct context (its own length, no
-    padding) on the encoder's device: about 0.1 MB per 128-token MiniLM context. A call
-    encodes the unseen contexts in one batch and pads the rest from the memo.
-    """
-
-    def __init__(self, encode: Callable[[dict[str, torch.Tensor]], torch.Tensor]):
-        self._encode = encode
-        self.memo: dict[bytes, torch.Tensor] = {}
-
-    @torch.no_grad()
-    def __call__(self, contexts: dict[str, torch.Tensor]) -> torch.Tensor:
-        lengths = contexts["attention_mask"].sum(1).clamp(min=1).tolist()
-        ids = contexts["input_ids"].cpu().numpy()
-        keys = [ids[i, :n].tobytes() for i, n in enumerate(lengths)]
-        missing = [i for i, k in enumerate(keys) if k not in self.memo]
-        if missing:
-            rows = torch.as_tensor(missing, device=contexts["input_ids"].device)
-            hidden = self._encode({k: v[rows] for k, v in contexts.items()})  # (m, L', H)
-            for j, i in enumerate(missing):
-                self.memo[keys[i]] = hidden[j, : lengths[i]].half()
-        length = max(lengths)
-        first = self.memo[keys[0]]
-        out = first.new_zeros(len(keys), length, first.shape[-1], dtype=torch.float32)
-        for i, k in enumerate(keys):
-            out[i, : lengths[i]] = self.memo[k]
-        return out  # (C, L', H)
-
-
-class OnPolicyAlgorithm:
+class OnPolicyAlgorithm(CheckpointMixin):
     """Shared machinery; see the module docstring. Not used directly.
 
     Args:
@@ -387,7 +231,7 @@ class OnPolicyAlgorithm:
                 # encodes once per step
                 self._cache.clear()
             changed = self._cache.update(obs, obs_t)
-            masks = _action_masks(env) if self._has_masks else None
+            masks = action_masks(env) if self._has_masks else None
             masks_t = None if masks is None else torch.as_tensor(masks, device=self.device)
             logits, values = self._cache.heads(obs_t)
             actions, log_probs = self._sample(logits, masks_t)
@@ -406,7 +250,7 @@ class OnPolicyAlgorithm:
             # episode's encoding, which is still in the cache at this point
             cut = np.flatnonzero(truncated & ~terminated)
             if cut.size:
-                final = obs_to_tensors(_final_obs(infos["final_obs"], cut), self.device)
+                final = obs_to_tensors(final_obs_rows(infos["final_obs"], cut), self.device)
                 _, v = self._cache.heads(final, torch.as_tensor(cut, device=self.device))
                 final_values[buf.pos, cut] = v.cpu().numpy()
             buf.add_outcome(rewards, terminated, truncated, np.zeros(n))
@@ -564,280 +408,6 @@ class OnPolicyAlgorithm:
         return (actions[0] if single else actions), None
 
     _predict_version = -1
-
-    # ----- checkpoints -------------------------------------------------------------------
-
-    def hyperparameters(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.settings)
-
-    def save(self, path: str | Path, training_state: bool = False) -> None:
-        """Save to a directory: ``model.safetensors`` + ``config.json`` (no pickle).
-
-        With ``training_state`` also the optimiser state, RNG states and episode counters,
-        so ``--resume`` continues where the run stopped. The directory is written aside
-        and swapped in, so an interrupted save leaves the previous checkpoint intact.
-        """
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        if tmp.exists():
-            import shutil
-
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-        atomic_save_tensors(tmp / "model.safetensors", self.policy.state_dict())
-        for name, module in self._frozen_modules().items():
-            atomic_save_tensors(tmp / f"{name}.safetensors", module.state_dict())
-        config = {
-            "format": "textgym-agent/1",
-            "algorithm": self.name,
-            "hyperparameters": self.hyperparameters(),
-            "policy": self.policy.config(),
-            "env_id": self.env_id,
-            "env_kwargs": self.env_kwargs,
-            "env_info": self.env_info,
-            "seed": self.seed,
-            "num_timesteps": self.num_timesteps,
-            "num_episodes": self.num_episodes,
-            "num_updates": self.num_updates,
-            "wall_time": self.wall_time,
-            "eval_history": self.eval_history,
-        }
-        if training_state:
-            tensors, optim_json = {}, {}
-            for name, opt in self._optimizers().items():
-                state = opt.state_dict()
-                for pid, pstate in state["state"].items():
-                    for key, value in pstate.items():
-                        tensors[f"{name}/{pid}/{key}"] = torch.as_tensor(value)
-                optim_json[name] = state["param_groups"]
-            tensors["rng/torch"] = torch.get_rng_state()
-            tensors["rng/sample"] = self.sample_generator.get_state()
-            atomic_save_tensors(tmp / "training_state.safetensors", tensors)
-            config["training_state"] = {
-                "optimizers": optim_json,
-                "numpy_rng": self.rng.bit_generator.state,
-                "log_rows": self.logger.rows,
-            }
-        atomic_write_json(tmp / "config.json", config)
-        replace_dir(tmp, path)
-
-    @classmethod
-    def load(
-        cls,
-        path: str | Path,
-        env: Any = None,
-        device: str | torch.device = "auto",
-        log_dir: str | Path | None = None,
-        **overrides: Any,
-    ) -> OnPolicyAlgorithm:
-        """Rebuild a saved agent; ``env`` defaults to the saved env id and kwargs.
-
-        Raises:
-            TextgymError: The checkpoint is missing, corrupt or of another algorithm, or
-                ``env`` differs from the env it was trained on (task, actions, labels,
-                vocabulary, special tokens); the message names the checkpoint.
-        """
-        path = resolve_dir(Path(path))
-        config = read_json(path / "config.json")
-        if not isinstance(config, dict) or config.get("format") != "textgym-agent/1":
-            raise TextgymError(f"{path}: not a textgym agent checkpoint")
-        try:
-            return cls._load(path, config, env, device, log_dir, overrides)
-        except TextgymError as err:
-            if str(path) in str(err):
-                raise
-            raise TextgymError(f"{path}: {err}") from err
-        except LOAD_ERRORS as err:
-            raise TextgymError(f"{path}: corrupt checkpoint: {type(err).__name__}: {err}") from err
-
-    @classmethod
-    def _load(
-        cls,
-        path: Path,
-        config: dict,
-        env: Any,
-        device: str | torch.device,
-        log_dir: str | Path | None,
-        overrides: dict[str, Any],
-    ) -> OnPolicyAlgorithm:
-        algorithm = config.get("algorithm")
-        if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
-            raise TextgymError(f"{path}: corrupt checkpoint: unknown algorithm {algorithm!r}")
-        if cls.name and algorithm != cls.name:
-            raise TextgymError(f"{path} holds a {algorithm} agent, not {cls.name}")
-        algo_cls = ALGORITHMS[algorithm] if not cls.name else cls
-        _validate_config(path, config, algo_cls.settings_class)
-        try:
-            policy = policy_from_config(config["policy"])
-        except Exception as err:  # transformers' config classes raise their own types too
-            raise TextgymError(
-                f"{path}: corrupt checkpoint: cannot rebuild the policy from config.json "
-                f"({type(err).__name__}: {err})"
-            ) from err
-        try:
-            policy.load_state_dict(read_tensors(path / "model.safetensors"))
-        except RuntimeError as err:
-            raise TextgymError(f"{path}: weights do not match the saved config ({err})") from err
-        env_kwargs = None
-        if env is not None and not isinstance(env, str):  # compare before building on it
-            _check_env_info(path, config["env_info"], env_info(env))
-        if env is None:
-            if config["env_id"] is None:
-                raise TextgymError(f"{path}: saved without an env id; pass env=")
-            env, env_kwargs = config["env_id"], config["env_kwargs"]
-        model = algo_cls(
-            env,
-            policy=policy,
-            seed=config["seed"],
-            device=device,
-            env_kwargs=env_kwargs,
-            log_dir=log_dir,
-            **{**config["hyperparameters"], **overrides},
-        )
-        _check_env_info(path, config["env_info"], model.env_info)
-        model.num_timesteps = config["num_timesteps"]
-        model.num_episodes = config["num_episodes"]
-        model.num_updates = config["num_updates"]
-        model.wall_time = float(config.get("wall_time", 0.0))
-        model.eval_history = list(config["eval_history"])
-        for name, module in model._frozen_modules().items():
-            if (path / f"{name}.safetensors").exists():
-                module.load_state_dict(read_tensors(path / f"{name}.safetensors"))
-        if "training_state" in config:
-            model._load_training_state(path, config["training_state"])
-        return model
-
-    def _load_training_state(self, path: Path, state: dict) -> None:
-        tensors = read_tensors(path / "training_state.safetensors")
-        for name, opt in self._optimizers().items():
-            per_param: dict[int, dict] = {}
-            for key, value in tensors.items():
-                opt_name, pid, field_name = (key.split("/", 2) + ["", ""])[:3]
-                if opt_name == name:
-                    per_param.setdefault(int(pid), {})[field_name] = value
-            opt.load_state_dict({"state": per_param, "param_groups": state["optimizers"][name]})
-        torch.set_rng_state(tensors["rng/torch"])
-        self.sample_generator.set_state(tensors["rng/sample"])
-        self.rng.bit_generator.state = state["numpy_rng"]
-        self.logger.rows = list(state["log_rows"]) + self.logger.rows
-
-
-LOAD_ERRORS = (
-    KeyError,
-    TypeError,
-    ValueError,
-    AttributeError,
-    IndexError,
-    RuntimeError,
-    OverflowError,
-    gym.error.Error,
-)
-"""What a corrupt config.json can make the rebuild raise (turned into a TextgymError)."""
-
-ENV_INFO_KEYS = (
-    "task",
-    "n_actions",
-    "vocab_size",
-    "labels",
-    "pad_token_id",
-    "eos_token_id",
-    "max_summary_tokens",
-)
-
-_TYPES = {
-    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "bool": lambda v: isinstance(v, bool),
-    "str": lambda v: isinstance(v, str),
-    "None": lambda v: v is None,
-}
-
-
-def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _validate_config(path: Path, config: dict, settings_class: type) -> None:
-    """Refuse a config.json whose fields are missing or of the wrong kind."""
-
-    def bad(what: str) -> TextgymError:
-        return TextgymError(f"{path}: corrupt checkpoint: {what} in config.json")
-
-    kinds = {
-        "hyperparameters": dict,
-        "policy": dict,
-        "env_kwargs": dict,
-        "env_info": dict,
-        "eval_history": list,
-    }
-    for key, kind in kinds.items():
-        if not isinstance(config.get(key), kind):
-            raise bad(f"{key!r} is not a {kind.__name__}")
-    for key in ("num_timesteps", "num_episodes", "num_updates", "seed"):
-        if not _is_count(config.get(key)):
-            raise bad(f"{key!r} is not a non-negative integer")
-    if "wall_time" in config and not _TYPES["float"](config["wall_time"]):
-        raise bad("'wall_time' is not a number")
-    if config.get("env_id") is not None and not isinstance(config["env_id"], str):
-        raise bad("'env_id' is not a string")
-    policy = config["policy"]
-    if not isinstance(policy.get("encoder"), dict) or not isinstance(policy.get("task"), str):
-        raise bad("'policy' lacks its encoder config or task")
-    if not all(isinstance(e, dict) for e in config["eval_history"]):
-        raise bad("'eval_history' holds something other than objects")
-    fields = {f.name: f for f in dataclasses.fields(settings_class)}
-    for key, value in config["hyperparameters"].items():
-        if key not in fields:
-            raise bad(f"unknown hyperparameter {key!r}")
-        names = [t.strip() for t in str(fields[key].type).split("|")]
-        checks = [_TYPES[t] for t in names if t in _TYPES]
-        if len(checks) == len(names) and not any(check(value) for check in checks):
-            raise bad(f"hyperparameter {key}={value!r} is not {fields[key].type}")
-        if key in ("n_envs", "n_steps", "batch_size") and not (value > 0):
-            raise bad(f"hyperparameter {key}={value!r} is not positive")
-    if "training_state" in config:
-        state = config["training_state"]
-        if not isinstance(state, dict):
-            raise bad("'training_state' is not an object")
-        if not isinstance(state.get("optimizers"), dict) or not all(
-            isinstance(groups, list) for groups in state["optimizers"].values()
-        ):
-            raise bad("'training_state.optimizers' is not an object of lists")
-        if not isinstance(state.get("numpy_rng"), dict) or not isinstance(
-            state.get("log_rows"), list
-        ):
-            raise bad("'training_state' lacks its numpy_rng or log_rows")
-
-
-def _check_env_info(path: Path, saved: dict, current: dict) -> None:
-    """Refuse an env that differs from the one the checkpoint was trained on."""
-    differences = []
-    for key in ENV_INFO_KEYS:
-        if saved.get(key) != current.get(key):
-            differences.append(
-                f"{key}: saved {_short(saved.get(key))}, env {_short(current.get(key))}"
-            )
-    if differences:
-        raise TextgymError(
-            f"{path}: the env differs from the one this agent was trained on ("
-            + "; ".join(differences)
-            + "): token ids, labels or actions would mean other things. Use an env with the "
-            "same tokenizer, label set and task."
-        )
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-ALGORITHMS: dict[str, type[OnPolicyAlgorithm]] = {}
-
-
-def register_algorithm(cls: type[OnPolicyAlgorithm]) -> type[OnPolicyAlgorithm]:
-    """Class decorator: makes ``OnPolicyAlgorithm.load`` and the CLI find the algorithm."""
-    ALGORITHMS[cls.name] = cls
-    return cls
 
 
 def scalar_metrics(result: Any) -> dict[str, float]:
