@@ -3,6 +3,8 @@
 A process killed at any moment leaves each file absent, old or complete, never half
 written (``os.replace`` is atomic on POSIX). Shared by the tokenizer cache, the agents'
 checkpoints and run summaries, and the benchmark runner.
+
+:func:`lock_dir` keeps two processes from writing one run directory at once.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from textgym.errors import TextgymError
 
 
 def fsync_dir(path: str | os.PathLike) -> None:
@@ -71,3 +75,53 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented, key-sorted JSON to ``path`` atomically."""
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+# Directory locks this process holds: path -> [open handle, depth]. flock locks belong to
+# an open file description, so a second open() of the same .lock in this process would
+# be refused; nested holders (the bench worker, then ``textgym train`` in the same
+# process) share one handle instead.
+_LOCKS: dict[str, list] = {}
+
+
+@contextlib.contextmanager
+def lock_dir(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on directory ``path`` (its ``.lock`` file) for the block.
+
+    The kernel drops the lock when its holder dies, however it dies, so a killed run never
+    leaves a stale lock. Re-entrant within a process.
+
+    Raises:
+        TextgymError: Another process holds the lock, or ``path/.lock`` cannot be created.
+    """
+    key = os.path.abspath(path)
+    if key in _LOCKS:
+        _LOCKS[key][1] += 1
+        try:
+            yield
+        finally:
+            _LOCKS[key][1] -= 1
+        return
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no advisory locks
+        yield
+        return
+    try:
+        handle = open(os.path.join(key, ".lock"), "w")  # noqa: SIM115  (held for the block)
+    except OSError as err:
+        raise TextgymError(f"{key}: cannot create a lock file ({err.strerror or err})") from err
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        handle.close()
+        raise TextgymError(
+            f"{key} is being written by another process (it holds {key}/.lock); wait for it "
+            "to finish or use another directory"
+        ) from err
+    _LOCKS[key] = [handle, 1]
+    try:
+        yield
+    finally:
+        del _LOCKS[key]
+        handle.close()

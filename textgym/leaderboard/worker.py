@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from textgym.errors import TextgymError
+from textgym.io import lock_dir
 from textgym.leaderboard.config import RunSpec
 from textgym.leaderboard.io import RUN_SPEC, SUMMARY, atomic_write_json, read_summary
 
@@ -55,18 +56,6 @@ def _die_with_parent() -> None:
         return
     if os.getppid() != int(parent):  # the bench died before prctl took effect
         os._exit(1)
-
-
-def _lock(run_dir: Path):
-    import fcntl
-
-    handle = open(run_dir / ".lock", "w")  # noqa: SIM115  (held for the process' life)
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError as err:
-        handle.close()
-        raise TextgymError(f"{run_dir} is being written by another process") from err
-    return handle
 
 
 def _train_rl(spec: RunSpec, run_dir: Path) -> None:
@@ -131,8 +120,7 @@ def run(run_dir: str | os.PathLike) -> None:
         spec = RunSpec.from_json(json.loads((run_dir / RUN_SPEC).read_text()))
     except (OSError, json.JSONDecodeError, TypeError) as err:
         raise TextgymError(f"{run_dir}: no readable {RUN_SPEC} ({err})") from err
-    lock = _lock(run_dir)
-    try:
+    with lock_dir(run_dir):
         if is_finished(spec, run_dir):
             return
         if spec.algo in BASELINES:
@@ -147,8 +135,6 @@ def run(run_dir: str | os.PathLike) -> None:
             run_baseline(spec.algo, ctx, spec.eval_split, run_dir, **spec.hyperparameters)
         else:
             _train_rl(spec, run_dir)
-    finally:
-        lock.close()
 
 
 def main(argv: list[str] | None = None) -> int:
