@@ -50,7 +50,9 @@ def make_vector_env(env: Any, n_envs: int, env_kwargs: dict | None = None) -> gy
     if isinstance(env, str):
         import textgym  # noqa: F401  (registers the ids)
 
-        return gym.make_vec(env, num_envs=n_envs, **(env_kwargs or {}))
+        return gym.make_vec(
+            env, num_envs=n_envs, autoreset_mode=AutoresetMode.SAME_STEP, **(env_kwargs or {})
+        )
     if isinstance(env, gym.vector.VectorEnv):
         mode = env.metadata.get("autoreset_mode")
         if mode != AutoresetMode.SAME_STEP:
