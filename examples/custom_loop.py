@@ -1,7 +1,7 @@
 """REINFORCE on a textgym vector env in plain PyTorch: no agent library, no textgym agent code.
 
 Everything an agent needs is the public interface: ``gymnasium.make_vec`` (textgym's
-native batched env, same-step autoreset), the ``Dict`` observation of int token ids, the
+native batched env, here in same-step autoreset mode), the ``Dict`` observation of int token ids, the
 ``Discrete`` action space, and ``textgym.evaluate`` for the test metric. The loop follows
 cleanrl's layout: settings, a small policy, then collect -> returns -> update.
 
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.vector import AutoresetMode
 from torch import nn
 
 import textgym
@@ -107,7 +108,9 @@ def main(argv: list[str] | None = None) -> float:
     args = parse_args(argv)
     torch.manual_seed(args.seed)
     env_kwargs = {"max_tokens": args.max_tokens}
-    envs = gym.make_vec(args.env_id, num_envs=args.num_envs, **env_kwargs)
+    envs = gym.make_vec(
+        args.env_id, num_envs=args.num_envs, autoreset_mode=AutoresetMode.SAME_STEP, **env_kwargs
+    )
     policy = Policy(envs.single_observation_space, int(envs.single_action_space.n))
     optimizer = torch.optim.Adam(policy.parameters(), lr=args.learning_rate)
 

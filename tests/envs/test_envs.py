@@ -120,13 +120,17 @@ def test_reset_index_opens_that_example(env_id):
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
-def test_make_vec_is_native_and_same_step(env_id):
+def test_make_vec_is_native_and_next_step_by_default(env_id):
     envs = gym.make_vec(env_id, num_envs=4, **SMALL[env_id])
     assert isinstance(envs, VECTOR_CLASSES[env_id])
-    assert envs.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+    assert envs.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    assert envs.autoreset_mode == AutoresetMode.NEXT_STEP
     assert envs.single_observation_space == gym.make(env_id, **SMALL[env_id]).observation_space
     obs, _ = envs.reset(seed=0)
     assert envs.observation_space.contains(obs)
+    same = gym.make_vec(env_id, num_envs=4, autoreset_mode=AutoresetMode.SAME_STEP, **SMALL[env_id])
+    assert same.metadata["autoreset_mode"] == same.autoreset_mode == AutoresetMode.SAME_STEP
+    assert type(envs).metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP  # not changed
 
 
 def test_make_with_namespace_prefix_in_fresh_process():
@@ -135,15 +139,34 @@ def test_make_with_namespace_prefix_in_fresh_process():
     assert out.stdout.strip().isdigit()
 
 
+def slot_info(info: dict, i: int) -> dict:
+    """Slot ``i``'s entries of a vector info dict (the keys whose mask is set at ``i``)."""
+    out = {}
+    for key, value in info.items():
+        if key.startswith("_") or key in ("final_obs", "final_info"):
+            continue
+        mask = info.get(f"_{key}")
+        if mask is None or mask[i]:
+            item = value[i]
+            item = item.item() if isinstance(item, np.generic) else item
+            out[key] = round(item, 5) if isinstance(item, float) else item
+    return out
+
+
+@pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
 @pytest.mark.parametrize("env_id", ENV_IDS)
-def test_vector_matches_single_envs(env_id):
+def test_vector_matches_gymnasium_sync_vector_env(env_id, mode):
+    """Same episodes, observations, rewards, flags, final observations and final infos as
+    Gymnasium's SyncVectorEnv over single envs, in each autoreset mode."""
     n = 5
-    kwargs = SMALL[env_id]
-    singles = gym.vector.SyncVectorEnv(
-        [lambda: gym.make(env_id, **kwargs) for _ in range(n)],
-        autoreset_mode=AutoresetMode.SAME_STEP,
+    kwargs = (
+        {**SMALL[env_id], "reward_mode": "token+f1"} if env_id == "TextNER-v0" else SMALL[env_id]
     )
-    native = gym.make_vec(env_id, num_envs=n, **kwargs)
+    singles = gym.vector.SyncVectorEnv(
+        [lambda: gym.make(env_id, **kwargs) for _ in range(n)], autoreset_mode=mode
+    )
+    native = gym.make_vec(env_id, num_envs=n, autoreset_mode=mode, **kwargs)
+    assert native.metadata["autoreset_mode"] == native.autoreset_mode == mode
     obs_s, info_s = singles.reset(seed=11)
     obs_n, info_n = native.reset(seed=11)
     assert_same(obs_s, obs_n)
@@ -165,13 +188,88 @@ def test_vector_matches_single_envs(env_id):
         np.testing.assert_array_equal(tr_s, tr_n)
         np.testing.assert_array_equal(info_s["index"], info_n["index"])
         done = te_s | tr_s
+        if mode == AutoresetMode.NEXT_STEP:
+            # Slots that finished last step restarted now: reward 0, their first observation.
+            assert "final_obs" not in info_n and "final_info" not in info_n
+            finals_s, finals_n = info_s, info_n  # the last info of a finished slot
+        else:
+            finals_s = info_s.get("final_info", {})
+            finals_n = info_n.get("final_info", {})
+            for i in np.flatnonzero(done):
+                for key, value in info_s["final_obs"][i].items():
+                    np.testing.assert_array_equal(value, info_n["final_obs"][key][i])
         for i in np.flatnonzero(done):
             finished += 1
-            single_final = info_s["final_obs"][i]
-            for key, value in single_final.items():
-                np.testing.assert_array_equal(value, info_n["final_obs"][key][i])
-            assert info_s["final_info"]["index"][i] == info_n["final_info"]["index"][i]
+            assert slot_info(finals_n, i) == slot_info(finals_s, i)
     assert finished > 5
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_final_info_has_the_single_envs_last_info_keys(env_id):
+    env = gym.make(env_id, **SMALL[env_id])
+    env.reset(seed=0)
+    action = env.unwrapped.eos_token_id if env_id == "TextSummarization-v0" else 0
+    done = False
+    while not done:
+        _, _, terminated, truncated, last = env.step(action)
+        done = terminated or truncated
+    for mode in (AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP):
+        envs = gym.make_vec(env_id, num_envs=2, autoreset_mode=mode, **SMALL[env_id])
+        envs.reset(seed=0)
+        for _ in range(200):
+            _, _, terminated, truncated, infos = envs.step(np.full(2, action))
+            if (terminated | truncated)[0]:
+                break
+        finals = infos["final_info"] if mode == AutoresetMode.SAME_STEP else infos
+        assert slot_info(finals, 0).keys() == last.keys()
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_whole_number_float_actions_work_in_single_and_vector_envs(env_id):
+    env = gym.make(env_id, **SMALL[env_id])
+    env.reset(seed=0)
+    by_int = env.step(1)
+    env.reset(seed=0)
+    by_float = env.step(np.float32(1.0))
+    assert_same(by_int[0], by_float[0])
+    assert by_int[1:4] == by_float[1:4]
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="action 1.5 is not in the action space"):
+        env.step(1.5)
+    envs = gym.make_vec(env_id, num_envs=2, **SMALL[env_id])
+    envs.reset(seed=0)
+    envs.step(np.array([1.0, 0.0]))
+    with pytest.raises(ValueError, match="actions must be 2 integers"):
+        envs.step(np.array([1.5, 0.0]))
+
+
+@pytest.mark.filterwarnings("ignore:.*render_mode='rgb_array'")
+def test_unknown_or_unsupported_kwargs_are_type_errors_worded_like_pythons():
+    for make in (
+        lambda **kw: gym.make("TextNER-v0", **kw),
+        lambda **kw: gym.make_vec("TextNER-v0", num_envs=2, **kw),
+    ):
+        with pytest.raises(TypeError, match="unexpected keyword argument 'frameskip'"):
+            make(frameskip=1)
+        with pytest.raises(ValueError, match="__init__\\(\\) got an unexpected keyword argument"):
+            make(frameskip=1)  # still a TextgymError (a ValueError)
+    with pytest.raises(
+        TypeError, match="__init__\\(\\) got an unexpected keyword argument 'render_mode'"
+    ):
+        gym.make("TextClassification-v0", render_mode="rgb_array")
+    with pytest.raises(ValueError, match="unsupported autoreset_mode AutoresetMode.DISABLED"):
+        gym.make_vec("TextNER-v0", num_envs=2, autoreset_mode=AutoresetMode.DISABLED)
+
+
+def test_action_masks_work_with_gymnasiums_sampler():
+    env = gym.make("TextSummarization-v0", constraint="source", **SMALL["TextSummarization-v0"])
+    obs, _ = env.reset(seed=0)
+    mask = env.unwrapped.action_masks()
+    assert mask.dtype == np.int8 and mask.shape == (env.action_space.n,)
+    allowed = set(np.flatnonzero(mask).tolist())
+    for _ in range(20):
+        assert env.action_space.sample(mask=mask) in allowed
+    env.step(env.action_space.sample(mask=mask))  # legal under the constraint
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
@@ -212,7 +310,7 @@ def test_bad_actions_and_step_after_end(env_id):
         ("TextSummarization-v0", {"rouge": "rouge3"}, "unknown rouge 'rouge3'"),
         ("TextSummarization-v0", {"constraint": "vocab"}, "unknown constraint 'vocab'"),
         ("TextNER-v0", {"split": "tset"}, "no split .tset.; valid splits: train, validation, test"),
-        ("TextNER-v0", {"render_mode": "rgb_array"}, "unknown render_mode"),
+        ("TextNER-v0", {"render_mode": "rgb_array"}, "render_mode 'rgb_array' is not supported"),
     ],
 )
 def test_bad_kwargs_fail_at_construction(env_id, kwargs, message):

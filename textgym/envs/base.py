@@ -10,6 +10,7 @@ seed ``s + i`` plays).
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -28,6 +29,26 @@ from textgym.errors import TextgymError
 from textgym.tokenizer import TextTokenizer, cached_arrays
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+class UnexpectedKeywordError(TextgymError, TypeError):
+    """A keyword argument the env does not take (or a value it cannot honour, such as
+    ``render_mode="rgb_array"``).
+
+    Also a :class:`TypeError` worded like Python's own ("... got an unexpected keyword
+    argument 'frameskip'"): libraries probe optional kwargs that way (TorchRL's ``GymEnv``
+    passes ``frameskip``, SB3's ``make_vec_env`` passes ``render_mode="rgb_array"``) and
+    retry without them on a ``TypeError``.
+    """
+
+
+#: Keywords that ``load_corpus`` names itself; any other extra keyword goes to
+#: ``datasets.load_dataset`` and only hub datasets and parquet/arrow files accept it.
+_LOADER_KEYWORDS = frozenset(
+    name
+    for name, param in inspect.signature(load_corpus).parameters.items()
+    if param.kind is inspect.Parameter.KEYWORD_ONLY
+)
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -79,15 +100,28 @@ def load_task_data(
     lengths: dict[str, int],
     build: Callable[[TextTokenizer, tuple, tuple[str, ...]], dict[str, np.ndarray]],
     dataset_kwargs: dict[str, Any],
+    owner: str = "env",
 ) -> TaskData:
     """Read the corpus and tokenize one split (cached in memory and on disk)."""
-    corpus = load_corpus(task, dataset, **dataset_kwargs)
+    try:
+        corpus = load_corpus(task, dataset, **dataset_kwargs)
+    except TextgymError as err:
+        extra = sorted(set(dataset_kwargs) - _LOADER_KEYWORDS)
+        if extra and "unexpected keyword argument" in str(err):
+            raise unexpected_keyword(owner, extra[0], detail=str(err)) from None
+        raise
     examples = corpus.split(split)
     if len(examples) == 0:
         raise TextgymError(f"split {split!r} of dataset {corpus.name!r} has no examples")
     key = {"task": task, "corpus": corpus.fingerprint, "split": split, **lengths}
     arrays, tok = cached_arrays(key, tokenizer, lambda t: build(t, examples, corpus.labels))
     return TaskData(corpus, split, examples, arrays, tok)
+
+
+def unexpected_keyword(owner: str, name: str, detail: str = "") -> UnexpectedKeywordError:
+    """Python's wording for a keyword a constructor does not take, then textgym's detail."""
+    message = f"{owner}.__init__() got an unexpected keyword argument {name!r}"
+    return UnexpectedKeywordError(f"{message}: {detail}" if detail else message)
 
 
 def check_length(name: str, value: Any, minimum: int) -> int:
@@ -243,8 +277,13 @@ class TextEnv(TaskEnvMixin, gym.Env):
     metadata = {"render_modes": ["ansi", "human"], "render_fps": 4}
 
     def __init__(self, render_mode: str | None = None):
-        if render_mode is not None:
-            check_choice("render_mode", render_mode, self.metadata["render_modes"])
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            valid = ", ".join(map(repr, self.metadata["render_modes"]))
+            raise unexpected_keyword(
+                type(self).__name__,
+                "render_mode",
+                f"render_mode {render_mode!r} is not supported; valid values: {valid}",
+            )
         self.render_mode = render_mode
         self._key: np.uint64 | None = None
         self._counter = 0
@@ -301,10 +340,13 @@ class TextEnv(TaskEnvMixin, gym.Env):
         return index
 
     def _check_action(self, action: Any) -> int:
+        """The action as an int; whole-number floats (``3.0``) count, as in the vector env."""
         if self._done:
             raise TextgymError("step() called after the episode ended: call reset() first")
         if isinstance(action, np.ndarray) and action.shape == () or isinstance(action, np.generic):
             action = action.item()
+        if isinstance(action, float) and action.is_integer() and abs(action) < 2**53:
+            action = int(action)
         if (
             isinstance(action, bool)
             or not isinstance(action, int)
@@ -340,26 +382,57 @@ def _seed_list(seed: Any, num_envs: int) -> list[int]:
     return [int(s) for s in seeds]
 
 
+#: Autoreset modes the native vector envs implement (Gymnasium's names and values).
+AUTORESET_MODES = (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP)
+
+
+def check_autoreset_mode(value: Any) -> AutoresetMode:
+    """``AutoresetMode.NEXT_STEP`` / ``SAME_STEP`` or their values ``"NextStep"`` / ``"SameStep"``."""
+    try:
+        mode = AutoresetMode(value)
+    except ValueError:
+        mode = None
+    if mode not in AUTORESET_MODES:
+        valid = ", ".join(f"AutoresetMode.{m.name} ({m.value!r})" for m in AUTORESET_MODES)
+        shown = f"AutoresetMode.{value.name}" if isinstance(value, AutoresetMode) else repr(value)
+        raise TextgymError(f"unsupported autoreset_mode {shown}; valid values: {valid}")
+    return mode
+
+
 class TextVectorEnv(TaskEnvMixin, VectorEnv):
-    """Base of the native batched envs (same-step autoreset).
+    """Base of the native batched envs.
+
+    ``autoreset_mode`` is Gymnasium's: ``AutoresetMode.NEXT_STEP`` (the default, as in
+    Gymnasium's own vector envs) returns a finished slot's last observation from the step
+    that ended it and resets the slot on the next step (which ignores that slot's action
+    and gives reward 0); ``AutoresetMode.SAME_STEP`` (what stable-baselines3 and
+    textgym's agents use) resets it inside the same step and puts its last observation
+    in ``infos["final_obs"]`` and its last info in ``infos["final_info"]``.
 
     Observations live in preallocated ``(num_envs, ...)`` buffers that ``step`` updates
     in place; with ``copy=True`` (the default, as in Gymnasium's vector envs) a fresh
     copy is returned each call, with ``copy=False`` the buffers themselves (valid until
-    the next call). ``infos["final_obs"]`` holds, for the slots that finished this step,
-    their last observation, batched like ``obs``: rows are valid where ``infos["_final_obs"]``
-    is True, other rows are unspecified.
+    the next call). ``infos["final_obs"]`` (same-step mode) is batched like ``obs``: rows
+    are valid where ``infos["_final_obs"]`` is True, other rows are unspecified.
     """
 
-    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
 
     #: The single env this vector env batches; built once to share its data and core.
     single_env_class: type[TextEnv]
     #: Attributes of the single env (its validated kwargs) exposed on the vector env too.
     shared_attributes: tuple[str, ...] = ()
 
-    def __init__(self, num_envs: int = 1, copy: bool = True, **kwargs: Any):
+    def __init__(
+        self,
+        num_envs: int = 1,
+        copy: bool = True,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        **kwargs: Any,
+    ):
         kwargs.pop("max_episode_steps", None)  # gymnasium.make_vec passes the spec's value
+        self.autoreset_mode = check_autoreset_mode(autoreset_mode)
+        self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
         single_env = self.single_env_class(**kwargs)
         self.data = single_env.data
         self.core = single_env.core
@@ -386,6 +459,9 @@ class TextVectorEnv(TaskEnvMixin, VectorEnv):
         self._playlist_pos = 0
         self._all = np.ones(self.num_envs, bool)
         self._all.setflags(write=False)
+        # Next-step mode: the slots whose episode ended on the last step (reset on this one).
+        self._pending = np.zeros(self.num_envs, bool)
+        self._any_pending = False
         self._needs_reset = True
 
     # -- episode choice -----------------------------------------------------------------
@@ -446,6 +522,8 @@ class TextVectorEnv(TaskEnvMixin, VectorEnv):
             indices = self._draw(slots)
         self._indices[:] = indices
         self._reset_slots(slots, indices)
+        self._pending[:] = False
+        self._any_pending = False
         self._needs_reset = False
         return self._observation(), {"index": self._indices.copy(), "_index": self._all}
 
@@ -453,7 +531,9 @@ class TextVectorEnv(TaskEnvMixin, VectorEnv):
         if self._needs_reset:
             raise TextgymError("step() called before reset(): call reset() first")
         actions = self._check_actions(actions)
-        rewards, terminated, truncated, extra = self._step(actions)
+        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
+            return self._step_next(actions)
+        rewards, terminated, truncated, every, final = self._step(actions, None)
         infos: dict[str, Any] = {}
         done = terminated | truncated
         if done.any():
@@ -461,7 +541,10 @@ class TextVectorEnv(TaskEnvMixin, VectorEnv):
             final_block = self._final_pool.get()  # rows of unfinished slots are unspecified
             final_block[slots] = self._block[slots]
             final_obs = self._layout.views(final_block)
-            final_info = {"index": self._indices.copy(), "_index": done.copy(), **extra}
+            final_info = {"index": self._indices.copy(), "_index": done.copy()}
+            for key, value in {**every, **final}.items():
+                final_info[key] = value
+                final_info[f"_{key}"] = done
             infos.update(
                 final_obs=final_obs, _final_obs=done, final_info=final_info, _final_info=done
             )
@@ -470,6 +553,44 @@ class TextVectorEnv(TaskEnvMixin, VectorEnv):
             self._reset_slots(slots, new)
         infos["index"] = self._indices.copy()
         infos["_index"] = self._all
+        return self._observation(), rewards, terminated, truncated, infos
+
+    def _step_next(self, actions: np.ndarray):
+        """One step in next-step autoreset mode.
+
+        The slots that finished on the previous step start their next episode: they are
+        reset, their action is ignored, their reward is 0 and they are neither terminated
+        nor truncated (as in Gymnasium's ``SyncVectorEnv``). The others step as usual, and
+        a slot that finishes returns its last observation and, in ``infos``, the keys of
+        the single env's last info.
+        """
+        pending = None
+        if self._any_pending:
+            pending = self._pending.copy()
+            slots = np.flatnonzero(pending)
+            new = self._draw(slots)
+            self._indices[slots] = new
+            self._reset_slots(slots, new)
+        # Every slot steps (the kernels work on whole batches); the reset slots step from
+        # their first observation and are put back to it below.
+        rewards, terminated, truncated, every, final = self._step(actions, pending)
+        if pending is not None:
+            self._reset_slots(slots, self._indices[slots])
+            rewards[slots] = 0.0
+            terminated[slots] = False
+            truncated[slots] = False
+        done = terminated | truncated
+        self._pending = done
+        self._any_pending = bool(done.any())
+        infos: dict[str, Any] = {"index": self._indices.copy(), "_index": self._all}
+        stepped = self._all if pending is None else ~pending
+        for key, value in every.items():
+            infos[key] = value
+            infos[f"_{key}"] = stepped
+        if self._any_pending:
+            for key, value in final.items():
+                infos[key] = value
+                infos[f"_{key}"] = done
         return self._observation(), rewards, terminated, truncated, infos
 
     def _observation(self) -> dict[str, np.ndarray]:
@@ -508,5 +629,14 @@ class TextVectorEnv(TaskEnvMixin, VectorEnv):
 
     # -- implemented per task ----------------------------------------------------------
 
-    def _step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    def _step(
+        self, actions: np.ndarray, ignored: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict, dict]:
+        """Step every slot; returns rewards, terminated, truncated, ``every``, ``final``.
+
+        ``ignored`` (None: none) marks slots whose action the caller will discard (their
+        step is undone), so it must not be refused. ``every`` holds info arrays valid for
+        every slot, ``final`` those valid for the slots that finished; together with
+        ``"index"`` they are the keys of the single env's last info.
+        """
         raise NotImplementedError

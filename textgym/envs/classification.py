@@ -82,8 +82,8 @@ class TextClassificationEnv(TextEnv):
     {"index": i})`` opens example ``i`` of the split.
 
     ## Episode End
-    Terminated after the one step. ``info`` then holds ``"correct"`` and ``"label"``
-    (the gold label's name).
+    Terminated after the one step. ``info`` then holds ``"correct"``, ``"label"`` (the
+    gold label's name), ``"pred"`` (the action) and ``"label_id"`` (the gold label's index).
 
     ## Arguments
     ``dataset`` (``"bbc-news"``), ``split``, ``tokenizer``, ``max_tokens`` (128, >= 2),
@@ -115,6 +115,7 @@ class TextClassificationEnv(TextEnv):
             {"max_tokens": self.max_tokens},
             lambda tok, ex, labels: _build_arrays(tok, ex, labels, self.max_tokens),
             dataset_kwargs,
+            type(self).__name__,
         )
         self.core = ClassificationCore(self.data)
         self._init_observations(
@@ -136,7 +137,13 @@ class TextClassificationEnv(TextEnv):
         rewards, gold = self.core.step(self._indices, np.array([action]))
         self._done = True
         self._last_action = action
-        info = {"index": self._index, "correct": bool(rewards[0]), "label": self.labels[gold[0]]}
+        info = {
+            "index": self._index,
+            "correct": bool(rewards[0]),
+            "label": self.labels[gold[0]],
+            "pred": action,
+            "label_id": int(gold[0]),
+        }
         return self._observation(), float(rewards[0]), True, False, info
 
     def _render_text(self) -> str:
@@ -155,10 +162,12 @@ class TextClassificationEnv(TextEnv):
 
 
 class TextClassificationVectorEnv(TextVectorEnv):
-    """``num_envs`` TextClassification-v0 episodes stepped together (same-step autoreset).
+    """``num_envs`` TextClassification-v0 episodes stepped together.
 
-    Every step ends every episode; ``infos["final_info"]`` carries ``"index"``,
-    ``"pred"`` (the action) and ``"label_id"`` (the gold label's index).
+    Every step ends every episode (in next-step mode, every other step starts new ones).
+    A finished slot's last info has the single env's keys: ``"index"``, ``"correct"``,
+    ``"label"`` (the gold label's name), ``"pred"`` (the action) and ``"label_id"`` (the
+    gold label's index).
     """
 
     task = "classification"
@@ -170,13 +179,14 @@ class TextClassificationVectorEnv(TextVectorEnv):
         super().__init__(num_envs, copy, **kwargs)
         self._done_all = np.ones(self.num_envs, bool)
         self._not_done = np.zeros(self.num_envs, bool)
+        self._label_names = np.array(self.labels, dtype=object)
 
-    def _step(self, actions):
+    def _step(self, actions, ignored):
         rewards, gold = self.core.step(self._indices, actions)
-        extra = {
+        every = {
+            "correct": rewards > 0,
+            "label": self._label_names[gold],
             "pred": actions.copy(),
-            "_pred": self._done_all,
             "label_id": gold,
-            "_label_id": self._done_all,
         }
-        return rewards, self._done_all.copy(), self._not_done.copy(), extra
+        return rewards, self._done_all.copy(), self._not_done.copy(), every, {}

@@ -188,6 +188,7 @@ class TextNEREnv(TextEnv):
             {"max_tokens": self.max_tokens},
             lambda tok, ex, labels: _build_arrays(tok, ex, labels, self.max_tokens),
             dataset_kwargs,
+            type(self).__name__,
         )
         self.core = NERCore(self.data, self.reward_mode)
         self._init_observations(
@@ -243,11 +244,12 @@ class TextNEREnv(TextEnv):
 
 
 class TextNERVectorEnv(TextVectorEnv):
-    """``num_envs`` TextNER-v0 episodes stepped together with numpy (same-step autoreset).
+    """``num_envs`` TextNER-v0 episodes stepped together with numpy.
 
-    Takes the same arguments as :class:`TextNEREnv` plus ``num_envs`` and ``copy``.
-    ``infos["final_info"]`` carries ``"index"``, ``"words_dropped"`` and, in the
-    ``f1`` reward modes, ``"f1"`` (the sentence's entity F1) for the slots that finished.
+    Takes the same arguments as :class:`TextNEREnv` plus ``num_envs``, ``copy`` and
+    ``autoreset_mode``. A finished slot's last info (``infos["final_info"]`` in same-step
+    mode, ``infos`` itself in next-step mode) has the single env's keys: ``"index"``,
+    ``"correct"``, ``"words_dropped"`` and, in the ``f1`` reward modes, ``"f1"``.
     """
 
     task = "ner"
@@ -255,14 +257,14 @@ class TextNERVectorEnv(TextVectorEnv):
     single_env_class = TextNEREnv
     shared_attributes = ("max_tokens", "reward_mode")
 
-    def _step(self, actions):
-        rewards, terminated, truncated, _, f1 = self.core.step(self._obs, self._indices, actions)
-        done = terminated | truncated
-        extra = {}
-        if done.any():
+    def _step(self, actions, ignored):
+        rewards, terminated, truncated, correct, f1 = self.core.step(
+            self._obs, self._indices, actions
+        )
+        final = {}
+        if (terminated | truncated).any():
             a = self.data.arrays
-            dropped = a["total_words"][self._indices] - a["num_words"][self._indices]
-            extra = {"words_dropped": dropped, "_words_dropped": done}
+            final["words_dropped"] = a["total_words"][self._indices] - a["num_words"][self._indices]
             if f1 is not None:
-                extra.update(f1=f1, _f1=done)
-        return rewards, terminated, truncated, extra
+                final["f1"] = f1
+        return rewards, terminated, truncated, {"correct": correct}, final

@@ -94,11 +94,14 @@ class SummarizationCore:
         masks[:, self.eos] = True
         return masks
 
-    def check_legal(self, obs: dict, actions: np.ndarray) -> None:
+    def check_legal(self, obs: dict, actions: np.ndarray, ignored: np.ndarray | None = None):
+        """Refuse an action outside the constraint (``ignored`` slots: not checked)."""
         if self.constraint == "none":
             return
         in_source = ((obs["input_ids"] == actions[:, None]) & (obs["attention_mask"] == 1)).any(1)
         legal = (in_source & ~self.banned[actions]) | (actions == self.eos)
+        if ignored is not None:
+            legal |= ignored
         if not legal.all():
             bad = int(actions[~legal][0])
             raise TextgymError(
@@ -228,6 +231,7 @@ class TextSummarizationEnv(TextEnv):
             {"max_source_tokens": self.max_source_tokens},
             lambda tok, ex, labels: _build_arrays(tok, ex, labels, self.max_source_tokens),
             dataset_kwargs,
+            type(self).__name__,
         )
         self.core = SummarizationCore(
             self.data, self.max_summary_tokens, self.rouge, self.reward_mode, self.constraint
@@ -249,8 +253,13 @@ class TextSummarizationEnv(TextEnv):
         return self._observation(), {"index": index}
 
     def action_masks(self) -> np.ndarray:
-        """Allowed actions now: bool ``(vocab_size,)``."""
-        return self.core.action_masks(self._obs)[0]
+        """Allowed actions now: ``(vocab_size,)`` int8, 1 = allowed.
+
+        int8 is what Gymnasium's sampler takes
+        (``env.action_space.sample(mask=env.unwrapped.action_masks())``); sb3-contrib's
+        ``MaskablePPO`` takes it too.
+        """
+        return self.core.action_masks(self._obs)[0].view(np.int8)
 
     def step(self, action):
         action = self._check_action(action)
@@ -282,10 +291,11 @@ class TextSummarizationEnv(TextEnv):
 
 
 class TextSummarizationVectorEnv(TextVectorEnv):
-    """``num_envs`` TextSummarization-v0 episodes stepped together (same-step autoreset).
+    """``num_envs`` TextSummarization-v0 episodes stepped together.
 
-    ``action_masks()`` returns ``(num_envs, vocab_size)``. ``infos["final_info"]``
-    carries ``"index"``, ``"rouge"`` and ``"summary"`` (text) for the finished slots.
+    ``action_masks()`` returns ``(num_envs, vocab_size)`` bool (torch-ready; the single
+    env's is int8, for Gymnasium's sampler). A finished slot's last info has the single
+    env's keys: ``"index"``, ``"summary"`` (text) and ``"rouge"``.
     """
 
     task = "summarization"
@@ -311,16 +321,16 @@ class TextSummarizationVectorEnv(TextVectorEnv):
         super()._reset_slots(slots, indices)
         self._scores[slots] = 0.0
 
-    def _step(self, actions):
-        self.core.check_legal(self._obs, actions)
+    def _step(self, actions, ignored):
+        self.core.check_legal(self._obs, actions, ignored)
         rewards, terminated, truncated, scores, texts = self.core.step(
             self._obs, self._indices, actions, self._scores
         )
         done = terminated | truncated
-        extra = {}
+        final = {}
         if done.any():
             summary = np.full(self.num_envs, None, dtype=object)
             for row in np.flatnonzero(done):
                 summary[row] = texts[row]
-            extra = {"rouge": scores, "_rouge": done, "summary": summary, "_summary": done}
-        return rewards, terminated, truncated, extra
+            final = {"summary": summary, "rouge": scores}
+        return rewards, terminated, truncated, {}, final

@@ -75,7 +75,8 @@ class TextgymVecEnv(VecEnv):
 
     Args:
         env: A Gymnasium ``VectorEnv`` with ``metadata["autoreset_mode"] ==
-            AutoresetMode.SAME_STEP``, e.g. ``gymnasium.make_vec("TextNER-v0", num_envs=8)``.
+            AutoresetMode.SAME_STEP``, e.g. ``gymnasium.make_vec("TextNER-v0", num_envs=8,
+            autoreset_mode=AutoresetMode.SAME_STEP)``.
 
     Raises:
         TextgymError: The vector env autoresets in another mode (its observations would
@@ -87,7 +88,8 @@ class TextgymVecEnv(VecEnv):
         if mode != AutoresetMode.SAME_STEP:
             raise TextgymError(
                 f"TextgymVecEnv needs a vector env with AutoresetMode.SAME_STEP, got {mode}; "
-                "gymnasium.make_vec(<textgym id>, num_envs=n) gives one"
+                "gymnasium.make_vec(<textgym id>, num_envs=n, "
+                "autoreset_mode=AutoresetMode.SAME_STEP) gives one (make_sb3_vec_env does that)"
             )
         self.vector_env = env
         self._actions: np.ndarray | None = None
@@ -196,7 +198,10 @@ class TextgymVecEnv(VecEnv):
 def make_sb3_vec_env(
     env_id: str, n_envs: int = 8, monitor: bool = True, **env_kwargs: Any
 ) -> VecEnv:
-    """An SB3 ``VecEnv`` over ``gymnasium.make_vec(env_id, num_envs=n_envs, **env_kwargs)``.
+    """An SB3 ``VecEnv`` over textgym's native vector env in same-step autoreset mode.
+
+    That is ``gymnasium.make_vec(env_id, num_envs=n_envs,
+    autoreset_mode=AutoresetMode.SAME_STEP, **env_kwargs)``.
 
     Args:
         env_id: A textgym env id, e.g. ``"TextNER-v0"``.
@@ -210,5 +215,7 @@ def make_sb3_vec_env(
     """
     import textgym  # noqa: F401  (registers the env ids)
 
-    env: VecEnv = TextgymVecEnv(gym.make_vec(env_id, num_envs=n_envs, **env_kwargs))
+    env: VecEnv = TextgymVecEnv(
+        gym.make_vec(env_id, num_envs=n_envs, autoreset_mode=AutoresetMode.SAME_STEP, **env_kwargs)
+    )
     return VecMonitor(env) if monitor else env
