@@ -15,6 +15,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.vector import AutoresetMode
 
 from textgym import metrics
 from textgym.errors import TextgymError
@@ -70,6 +71,10 @@ class EvaluationResult:
     predictions: list = field(default_factory=list)
     mean_return: float = 0.0
     num_episodes: int = 0
+
+
+#: The playlist reads ``infos["final_obs"]`` / ``["final_info"]``: same-step autoreset.
+_SAME_STEP = {"autoreset_mode": AutoresetMode.SAME_STEP}
 
 
 def _accepts_keyword(fn: Callable, name: str) -> bool:
@@ -224,12 +229,12 @@ def evaluate(
     """
     if num_envs < 1:
         raise TextgymError(f"num_envs must be >= 1, got {num_envs}")
-    envs = gym.make_vec(env_id, num_envs=num_envs, split=split, **env_kwargs)
+    envs = gym.make_vec(env_id, num_envs=num_envs, split=split, **_SAME_STEP, **env_kwargs)
     try:
         n = envs.unwrapped.num_examples
         if n < num_envs:
             envs.close()
-            envs = gym.make_vec(env_id, num_envs=n, split=split, **env_kwargs)
+            envs = gym.make_vec(env_id, num_envs=n, split=split, **_SAME_STEP, **env_kwargs)
         task = envs.unwrapped.task
         labels = tuple(envs.unwrapped.labels)
         episodes = _run_playlist(envs, _batch_policy(policy, envs), n)
