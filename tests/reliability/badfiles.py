@@ -294,7 +294,7 @@ _serial = itertools.count()
 _FILE_LEVEL = re.compile(
     r"no examples|empty file|no \w+ column|no column|^record \d+:|every split is empty"
     # JSON arrays are parsed whole: these problems have no line
-    r"|nested too deeply|integer string conversion"
+    r"|nested too deeply|integer string conversion|has the key .* twice"
 )
 
 

@@ -1,9 +1,11 @@
 """CoNLL column files and IOB tag checks.
 
-A CoNLL file has one word per line, in whitespace-separated columns: the word first, the
-NER tag last, anything in between (POS, chunk) ignored. Sentences end at a blank or
-whitespace-only line (a lone tab, as in WNUT-16) and at ``-DOCSTART-`` lines, which are
-skipped; runs of separators never make an empty sentence. LF, CRLF and CR line ends and a
+A CoNLL file has one word per line, in columns separated by ASCII spaces and tabs (as
+conlleval splits them): the word first, the NER tag last, anything in between (POS,
+chunk) ignored. Other whitespace (a no-break space in ``10\u00a0000``, an ideographic space
+U+3000 that is a word of its own in Japanese corpora) belongs to the word. Sentences end
+at a blank or whitespace-only line (a lone tab, as in WNUT-16) and at ``-DOCSTART-``
+lines, which are skipped; runs of separators never make an empty sentence. LF, CRLF and CR line ends and a
 byte-order mark are accepted (see :mod:`textgym.corpora.textio`).
 
 Tags must be ``O``, ``B-TYPE`` or ``I-TYPE``. Output is always IOB2: an ``I-X`` that
@@ -15,6 +17,7 @@ strict: such an ``I-X`` is reported as an error instead of repaired.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from textgym.errors import DataError, TextgymError
@@ -23,6 +26,15 @@ from .records import NERExample
 from .textio import split_lines
 
 TAG_SCHEMES = ("auto", "iob1", "iob2")
+_COLUMN_SEP = re.compile("[ \t]+")
+
+
+def split_columns(line: str) -> list[str]:
+    """The columns of a CoNLL line: split at runs of ASCII spaces and tabs only; [] for a
+    blank or whitespace-only line (any whitespace: a separator line)."""
+    if not line or line.isspace():
+        return []
+    return _COLUMN_SEP.split(line.strip(" \t"))
 
 
 def check_tag_scheme(tag_scheme: str) -> str:
@@ -111,7 +123,7 @@ def parse_conll(text: str, path: str, tag_scheme: str = "auto") -> list[NERExamp
     good_tags = {"O"}
     prev = "O"
     for lineno, line in enumerate(split_lines(text), 1):
-        cols = line.split()
+        cols = split_columns(line)
         if not cols or cols[0] == "-DOCSTART-":
             if words:
                 sentences.append(NERExample(tuple(words), tuple(tags)))

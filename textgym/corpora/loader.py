@@ -14,6 +14,8 @@ from . import hub, local, packaged
 from .conll import check_tag_scheme
 from .records import Corpus, check_task, make_corpus
 from .splits import carve_validation, hash_split
+from .tabular import warn_dropped
+from .textio import check_encoding
 
 DEFAULT_DATASETS = {"ner": "wnut16", "classification": "bbc-news", "summarization": "bbc-news"}
 
@@ -132,18 +134,25 @@ def _freeze(value: Any) -> Any:
     return value
 
 
+EMPTY_TARGETS = ("error", "drop")
+
+
 @dataclass(frozen=True)
 class _Request:
     task: str
     tag_scheme: str
     columns: hub.Columns
     hub_kwargs: Mapping[str, Any]
+    encoding: str | None = None
+    empty_targets: str = "error"
 
     def options(self, fmt: str) -> dict[str, Any]:
         opts: dict[str, Any] = {"format": fmt}
         if self.task == "ner":
             opts["tag_scheme"] = self.tag_scheme
-        else:
+        elif self.task == "summarization" and self.empty_targets != "error":
+            opts["empty_targets"] = self.empty_targets
+        if self.task != "ner":
             opts["columns"] = [
                 self.columns.text,
                 self.columns.label,
@@ -151,6 +160,12 @@ class _Request:
                 self.columns.target,
             ]
         return opts
+
+    def no_encoding(self, what: str) -> None:
+        if self.encoding is not None:
+            raise TextgymError(
+                f"encoding= applies to text files (conll, csv, tsv, jsonl), not to {what}"
+            )
 
     def no_hub_kwargs(self, what: str) -> None:
         if self.hub_kwargs:
@@ -166,6 +181,8 @@ def _finish(req: _Request, name: str, splits: Mapping[Any, list], single: bool, 
     No split names: 80/10/10 by hash. A train split and no validation split: validation is
     carved from train (hash buckets 80-89).
     """
+    if req.task == "summarization":
+        splits = _empty_targets(req, name, splits)
     if single:
         splits = hash_split(ex for examples in splits.values() for ex in examples)
     elif "train" in splits and "validation" not in splits:
@@ -176,10 +193,33 @@ def _finish(req: _Request, name: str, splits: Mapping[Any, list], single: bool, 
     return make_corpus(name, req.task, splits, req.options(fmt))
 
 
+def _empty_targets(req: _Request, name: str, splits: Mapping[Any, list]) -> dict[Any, list]:
+    """Hub and parquet/arrow rows with an empty summary target (text files check their own,
+    with line numbers): an error, or left out with a warning (``empty_targets="drop"``)."""
+    out: dict[Any, list] = {}
+    dropped = 0
+    for split, examples in splits.items():
+        kept = [ex for ex in examples if ex.target.strip()]
+        if len(kept) < len(examples) and req.empty_targets == "error":
+            index = next(i for i, ex in enumerate(examples) if not ex.target.strip())
+            raise DataError(
+                f"{split or 'the data'}, row {index}: empty summary target "
+                f"({len(examples) - len(kept)} such rows): every episode on it would score 0; "
+                "pass empty_targets='drop' to leave such rows out",
+                name,
+            )
+        dropped += len(examples) - len(kept)
+        out[split] = kept
+    if dropped:
+        warn_dropped(dropped, name)
+    return out
+
+
 def _load_plan(req: _Request, plan: local.LocalPlan) -> Corpus:
     local.check_format(req.task, plan.fmt)
     name = f"{plan.fmt}:{plan.root}"
     if plan.fmt in ("parquet", "arrow"):
+        req.no_encoding(f"{plan.fmt} files")
         splits, single = hub.load_files(
             req.task, plan.fmt, plan.files, req.columns, req.tag_scheme, req.hub_kwargs
         )
@@ -191,7 +231,9 @@ def _load_plan(req: _Request, plan: local.LocalPlan) -> Corpus:
         "source_column": req.columns.source,
         "target_column": req.columns.target,
     }
-    parts = local.read_plan(req.task, plan, req.tag_scheme, columns)
+    parts = local.read_plan(
+        req.task, plan, req.tag_scheme, columns, req.encoding, req.empty_targets
+    )
     return _finish(req, name, parts, None in parts, plan.fmt)
 
 
@@ -207,6 +249,7 @@ def _path_source(req: _Request, path: str, data_files: Any, data_dir: Any) -> tu
         raise DataError("no such file or directory", full)
     if os.path.isdir(full) and hub.is_saved_dataset(full):
         req.no_hub_kwargs("a save_to_disk directory")
+        req.no_encoding("a save_to_disk directory")
 
         def load_saved() -> Corpus:
             splits, single = hub.load_saved(req.task, full, req.columns, req.tag_scheme)
@@ -260,6 +303,7 @@ def _source(req: _Request, dataset: Any, data_files: Any, data_dir: Any) -> tupl
                 f"local files pass dataset=None or a format ({', '.join(local.TEXT_FORMATS)})"
             )
         req.no_hub_kwargs(f"the packaged corpus {dataset!r}")
+        req.no_encoding(f"the packaged corpus {dataset!r}")
 
         def load_packaged() -> Corpus:
             if dataset == "wnut16":
@@ -279,6 +323,7 @@ def _source(req: _Request, dataset: Any, data_files: Any, data_dir: Any) -> tupl
             f"unknown dataset {dataset!r}: not a packaged corpus, a local format or an existing "
             f"path (known datasets for {task}: {_names_for(task)}); "
         )
+    req.no_encoding(f"the Hugging Face dataset {dataset!r}")
     kwargs = dict(req.hub_kwargs)
     if data_files is not None:
         kwargs["data_files"] = data_files
@@ -303,6 +348,8 @@ def load_corpus(
     source_column: str | None = None,
     target_column: str | None = None,
     tag_scheme: str = "auto",
+    encoding: str | None = None,
+    empty_targets: str = "error",
     **hub_kwargs: Any,
 ) -> Corpus:
     """Read a dataset into a :class:`Corpus` (memoised per process).
@@ -326,6 +373,10 @@ def load_corpus(
             source/article/document/text and target/summary/highlights/title).
         tag_scheme: NER tags: "auto" (IOB1 or IOB2, repaired to IOB2), "iob1", or "iob2"
             (strict: an I- tag that starts an entity is an error).
+        encoding: Text files (conll, csv, tsv, jsonl): None detects the encoding (see
+            :mod:`textgym.corpora.textio`); a Python codec name reads every file in it.
+        empty_targets: Summarization examples whose target is empty: "error" (default,
+            naming the file and line) or "drop" (left out, with a warning counting them).
         **hub_kwargs: Passed to ``datasets.load_dataset`` (hub names, parquet/arrow files),
             e.g. ``revision=``, ``cache_dir=``.
 
@@ -339,6 +390,13 @@ def load_corpus(
     """
     check_task(task)
     check_tag_scheme(tag_scheme)
+    check_encoding(encoding)
+    if empty_targets not in EMPTY_TARGETS:
+        raise TextgymError(
+            f"unknown empty_targets {empty_targets!r}; valid values: {', '.join(EMPTY_TARGETS)}"
+        )
+    if empty_targets != "error" and task != "summarization":
+        raise TextgymError(f"empty_targets applies to summarization data, not {task}")
     given = {
         "text_column": text_column,
         "label_column": label_column,
@@ -353,9 +411,19 @@ def load_corpus(
         tag_scheme,
         hub.Columns(text_column, label_column, source_column, target_column),
         hub_kwargs,
+        encoding,
+        empty_targets,
     )
     key, load = _source(req, dataset, data_files, data_dir)
-    key = (task, tag_scheme if task == "ner" else None, req.columns, key, _freeze(hub_kwargs))
+    key = (
+        task,
+        tag_scheme if task == "ner" else None,
+        req.columns,
+        encoding,
+        empty_targets,
+        key,
+        _freeze(hub_kwargs),
+    )
     try:
         hash(key)
     except TypeError:  # an unhashable hub keyword: load without memoising

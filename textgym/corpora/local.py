@@ -6,11 +6,13 @@ Three ways to name files:
   ("train", "validation"/"valid"/"dev"/"val", "test") to one path or a list of paths, or a
   single path or list of paths with no split names. Relative paths are taken from
   ``data_dir`` when it is given; glob patterns (``*``, ``?``, ``[``) are expanded.
-- ``data_dir``: a directory whose files are assigned to splits by the words of their names
-  (split at ``-``, ``_``, ``.`` and spaces): ``train``/``training``; ``validation``/
-  ``valid``/``dev``/``val``/``testa``; ``test``/``testing``/``testb``. So ``train.txt``,
-  ``valid.txt``, ``test.txt`` work, and so do CoNLL-2003's ``eng.train``, ``eng.testa``,
-  ``eng.testb``. Sub-directories are not searched.
+- ``data_dir``: a directory whose split files are named ``<split>.<ext>`` (or just
+  ``<split>``), with ``<split>`` one of ``train``/``training``; ``validation``/``valid``/
+  ``dev``/``val``; ``test``/``testing``: ``train.txt``, ``valid.txt``, ``test.txt``. CoNLL-2003's
+  ``<name>.train``, ``<name>.testa`` (validation) and ``<name>.testb`` (test) work too.
+  Any other file (``train_backup.txt``, ``test_predictions.txt``, a README) is not data
+  and is left alone; two files for one split (``train.txt`` and ``train.conll``) are an
+  error. Sub-directories are not searched.
 - a path given as ``dataset``: a file (one file, no split names) or a directory (as
   ``data_dir``, or a ``save_to_disk`` directory).
 
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import glob
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -86,14 +87,18 @@ def format_of(path: str, task: str) -> str | None:
 
 
 def split_of_name(name: str) -> str | None:
-    """The split a file name stands for ("eng.testa" -> "validation"), or None."""
-    words = {_SPLIT_WORDS[w] for w in re.split(r"[-._\s]+", name.lower()) if w in _SPLIT_WORDS}
-    if len(words) > 1:
-        raise TextgymError(
-            f"cannot tell the split of {name!r}: its name has words of several splits "
-            f"({', '.join(sorted(words))}); name it with data_files={{split: path}}"
-        )
-    return words.pop() if words else None
+    """The split a data_dir file name stands for, or None when it names no split.
+
+    ``train.txt``, ``valid.csv``, ``test`` (the part before the first dot) and CoNLL-2003's
+    ``eng.train``, ``eng.testa``, ``eng.testb`` (the part after the only dot) name a split;
+    ``train_backup.txt`` and ``test_predictions.txt`` do not.
+    """
+    parts = name.lower().split(".")
+    if parts[0] in SPLIT_ALIASES:
+        return SPLIT_ALIASES[parts[0]]
+    if len(parts) == 2 and parts[1] in _SPLIT_WORDS:
+        return _SPLIT_WORDS[parts[1]]
+    return None
 
 
 @dataclass(frozen=True)
@@ -225,11 +230,19 @@ def plan_directory(task: str, fmt: str | None, directory: str | os.PathLike) -> 
             found.setdefault(split, []).append(path)
     if not found:
         raise DataError(
-            "found no train/validation/test files (names containing train, validation/valid/"
-            f"dev/val, test{', of format ' + fmt if fmt else ''}); files here: "
+            "found no train/validation/test files (named train.*, validation.*/valid.*/"
+            f"dev.*/val.*, test.*{', of format ' + fmt if fmt else ''}); files here: "
             f"{', '.join(names) or 'none'}",
             root,
         )
+    for split, paths in found.items():
+        if len(paths) > 1:
+            shown = ", ".join(os.path.basename(p) for p in paths)
+            raise DataError(
+                f"several files claim the {split} split ({shown}); keep one, or name the "
+                "files with data_files={split: [paths]}",
+                root,
+            )
     every = [p for paths in found.values() for p in paths]
     fmt = _common_format(task, fmt, every, root)
     return LocalPlan(fmt, {s: tuple(found[s]) for s in SPLITS if s in found}, root)
@@ -242,9 +255,16 @@ def plan_file(task: str, fmt: str | None, path: str | os.PathLike) -> LocalPlan:
 
 
 def read_plan(
-    task: str, plan: LocalPlan, tag_scheme: str, columns: Mapping[str, str | None]
+    task: str,
+    plan: LocalPlan,
+    tag_scheme: str,
+    columns: Mapping[str, str | None],
+    encoding: str | None = None,
+    empty_targets: str = "error",
 ) -> dict[str | None, list]:
     """Read the text files of ``plan`` (conll, csv, tsv, jsonl) into examples per split.
+
+    ``encoding`` None detects each file's encoding (see :mod:`textgym.corpora.textio`).
 
     Raises:
         DataError: A file is missing, malformed, or holds no example (an empty split).
@@ -253,13 +273,19 @@ def read_plan(
     for split, paths in plan.files.items():
         examples: list = []
         for path in paths:
-            text = read_text(path)
+            text = read_text(path, encoding)
             if plan.fmt == "conll":
                 found = parse_conll(text, path, tag_scheme)
             else:
                 cols, records = read_records(text, path, plan.fmt)
                 found = records_to_examples(
-                    task, cols, records, path, tag_scheme=tag_scheme, **columns
+                    task,
+                    cols,
+                    records,
+                    path,
+                    tag_scheme=tag_scheme,
+                    empty_targets=empty_targets,
+                    **columns,
                 )
             if not found:
                 what = f"the {split} split" if split else "the corpus"

@@ -11,7 +11,9 @@
 Columns are chosen by keyword (``text_column=`` ...) or else by the first present of the
 defaults in :data:`DEFAULT_COLUMNS`. Labels become strings (JSON ``1`` gives ``"1"``) with
 surrounding whitespace removed; texts are kept verbatim, and an empty text is kept (the envs
-handle it), whereas an empty or null label is an error. NER records (JSONL only) carry a
+handle it), whereas an empty or null label is an error, and so is an empty summary target
+(every episode on it would score 0) unless ``empty_targets="drop"``. A column named twice
+in a header, or a key twice in a JSON object, is an error. NER records (JSONL only) carry a
 list of words (``tokens`` / ``words``, none of them "") and a list of string tags
 (``ner_tags`` / ``tags``).
 """
@@ -23,6 +25,7 @@ import io
 import json
 import re
 import sys
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -84,6 +87,7 @@ def _read_delimited(text: str, path: str, fmt: str) -> tuple[list[str], Iterator
         if header is None:
             raise DataError(f"empty file: no header row ({fmt.upper()} needs one)", path)
         header = [name.strip() for name in header]
+        _check_unique(header, path, reader.line_num)
         rows: list[Record] = []
         try:
             for row in reader:
@@ -104,13 +108,44 @@ def _read_delimited(text: str, path: str, fmt: str) -> tuple[list[str], Iterator
     return header, iter(rows)
 
 
+def _check_unique(header: Sequence[str], path: str, line: int) -> None:
+    """A column named twice would make one of the two silently win."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header, 1):
+        if name in seen:
+            raise DataError(
+                f"the header names column {name!r} twice (columns {seen[name]} and {i}): "
+                "rename one of them",
+                path,
+                line,
+            )
+        seen[name] = i
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _parse_json(text: str, path: str, line: int | None) -> Any:
     """``json.loads``, every failure a :class:`DataError` (``line`` None: the whole file)."""
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as e:
+        raise DataError(
+            f"a JSON object has the key {e.args[0]!r} twice; rename one of them", path, line
+        ) from None
     except json.JSONDecodeError as e:
         where = e.lineno if line is None else line
         raise DataError(f"invalid JSON: {e.msg} (column {e.colno})", path, where) from None
@@ -208,8 +243,12 @@ def records_to_examples(
     source_column: str | None = None,
     target_column: str | None = None,
     tag_scheme: str = "auto",
+    empty_targets: str = "error",
 ) -> list:
     """Turn parsed records into the task's examples (see the module docstring).
+
+    ``empty_targets``: a summarization record whose target is empty or whitespace is an
+    error ("error") or left out with a warning that counts them ("drop").
 
     Raises:
         DataError: A column is missing (the message lists those present), or a value has
@@ -240,8 +279,31 @@ def records_to_examples(
     else:
         scol = pick_column(columns, "source", source_column, path)
         tcol = pick_column(columns, "target", target_column, path)
+        dropped = 0
         for line, record, fields in records:
             source = _text(_field(fields, scol, path, line, record), scol, path, line, record)
             target = _text(_field(fields, tcol, path, line, record), tcol, path, line, record)
+            if not target.strip():
+                if empty_targets == "error":
+                    raise DataError(
+                        f"{record}empty summary target (field {tcol!r}): every episode on it "
+                        "would score 0; fill it in, or pass empty_targets='drop' to leave "
+                        "such examples out",
+                        path,
+                        line,
+                    )
+                dropped += 1
+                continue
             out.append(Seq2SeqExample(source, target))
+        if dropped:
+            warn_dropped(dropped, path)
     return out
+
+
+def warn_dropped(count: int, where: str) -> None:
+    """The warning ``empty_targets='drop'`` gives: how many examples, and where."""
+    warnings.warn(
+        f"{where}: left out {count} example{'s' if count != 1 else ''} with an empty summary "
+        "target (empty_targets='drop')",
+        stacklevel=3,
+    )
