@@ -21,6 +21,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from gymnasium.vector import AutoresetMode
 
 import textgym  # noqa: F401  (registers the env ids)
 
@@ -69,7 +70,7 @@ def test_same_seed_same_episodes_single_env(name):
 
 
 def _vector_trace(env_id, kwargs, seed, num_envs, steps=12):
-    env = gym.make_vec(env_id, num_envs=num_envs, **kwargs)
+    env = gym.make_vec(env_id, num_envs=num_envs, autoreset_mode=AutoresetMode.SAME_STEP, **kwargs)
     rng = np.random.default_rng(seed)
     obs, info = env.reset(seed=seed)
     trace = [info["index"].tolist()]
@@ -100,7 +101,7 @@ def test_vector_slot_i_plays_what_a_single_env_with_seed_plus_i_plays(name):
         ids = np.asarray(obs["input_ids"])
         return ids[..., 1] % 3 if name != "summarization" else ids[..., 1]
 
-    vec = gym.make_vec(env_id, num_envs=num_envs, **kwargs)
+    vec = gym.make_vec(env_id, num_envs=num_envs, autoreset_mode=AutoresetMode.SAME_STEP, **kwargs)
     obs, info = vec.reset(seed=seed)
     finished = [[] for _ in range(num_envs)]
     current = [[int(i), 0.0, 0] for i in info["index"]]

@@ -12,6 +12,7 @@ import json
 import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium.vector import AutoresetMode
 
 import textgym  # noqa: F401  (registers the env ids)
 from textgym.corpora import load_corpus
@@ -48,7 +49,13 @@ def test_very_long_sentence_is_truncated_with_words_dropped(tmp_path):
     assert truncated and not terminated and len(rewards) == obs["word_index"][0] <= 14
     assert info["words_dropped"] == 5_000 - len(rewards)
     vec = gym.make_vec(
-        "TextNER-v0", num_envs=2, dataset="conll", data_files=files, split="test", max_tokens=16
+        "TextNER-v0",
+        num_envs=2,
+        dataset="conll",
+        data_files=files,
+        split="test",
+        max_tokens=16,
+        autoreset_mode=AutoresetMode.SAME_STEP,
     )
     vec.reset(options={"index": np.array([long_index, 1 - long_index])})
     for _ in range(len(rewards)):
