@@ -7,8 +7,10 @@ unpickles (and so never runs) anything.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -32,9 +34,31 @@ __all__ = [
 
 
 def atomic_save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> None:
-    """Save tensors as safetensors, atomically (shared storage is copied apart first)."""
+    """Save tensors as safetensors, atomically (shared storage is copied apart first).
+
+    Raises:
+        OSError: The file could not be written (a full disk: errno ENOSPC); safetensors
+            reports such failures as its own error type, translated here.
+    """
     with atomic_path(path) as tmp:
-        save_file({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, tmp)
+        tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+        try:
+            save_file(tensors, tmp)
+        except Exception as err:
+            code = _errno_of(str(err))
+            if code is None:
+                raise
+            raise OSError(code, os.strerror(code), os.fspath(path)) from err
+
+
+def _errno_of(message: str) -> int | None:
+    """The OS error code inside a safetensors I/O error message, if it holds one."""
+    found = re.search(r"\bcode: (\d+)", message)
+    if found:
+        return int(found.group(1))
+    if "No space left on device" in message:
+        return errno.ENOSPC
+    return None
 
 
 def read_json(path: str | os.PathLike) -> Any:
