@@ -114,3 +114,18 @@ def test_a_run_dir_started_with_other_settings_is_refused(tmp_path):
         check_conflicts(runs, tmp_path)
     path.write_text(json.dumps(spec.to_json()))  # the same settings: fine
     check_conflicts(runs, tmp_path)
+
+
+def test_a_key_given_twice_in_a_bench_yaml_is_refused(tmp_path):
+    """PyYAML keeps the last of two equal keys: the first agent's settings vanished."""
+    path = tmp_path / "bench.yaml"
+    path.write_text(
+        "envs:\n  TextNER-v0: {}\nseeds: [0]\nagents:\n  ppo: {learning_rate: 0.001}\n"
+        "  majority: {}\n  ppo: {learning_rate: 0.1}\n"
+    )
+    with pytest.raises(TextgymError) as err:
+        load_config(path)
+    assert str(err.value) == (
+        f"{path}, line 7: the key 'ppo' is given twice in one mapping (first on line 5); "
+        "remove one (YAML readers would silently keep the last)"
+    )

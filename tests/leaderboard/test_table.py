@@ -111,3 +111,42 @@ def test_each_task_is_ranked_by_its_metric(summaries, tmp_path):
         "TextClassification-v0": ("accuracy", 0.7),
         "TextSummarization-v0": ("rougeL", 0.2),
     }
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        ({"f1": 7.5}, "test_metrics.f1 is 7.5, outside [0, 1]"),
+        ({"f1": -0.1}, "test_metrics.f1 is -0.1, outside [0, 1]"),
+        ({"f1": float("nan")}, "test_metrics.f1 is nan"),
+        ({"f1": "0.9"}, "test_metrics.f1 is '0.9', not a number"),
+        ({"precision": 2.0}, "test_metrics.precision is 2.0, outside [0, 1]"),
+        ({"mean_reward": float("inf")}, "test_metrics.mean_reward is inf"),
+    ],
+)
+def test_impossible_scores_are_skipped_and_never_counted_as_seeds(summaries, tmp_path, bad, why):
+    """An accuracy of 7.5 ranked first; a NaN seed was dropped from the mean while the row
+    still showed "seeds 2"."""
+    summaries("a/ppo/seed0", seed=0, test_metrics={"f1": 0.4})
+    summaries("a/ppo/seed1", seed=1, test_metrics=bad)
+    summaries("b/trpo/seed0", agent="trpo", seed=0, test_metrics={"f1": 0.3})
+    board = build([tmp_path / "runs"], n_resamples=100)
+    rows = _rows(board)
+    assert [(r.agent, r.seeds) for r in rows] == [("ppo", [0]), ("trpo", [0])]
+    assert rows[0].metric.n == rows[0].mean_return.n == 1
+    assert [w for _, w in board.skipped] == [why]
+    assert board.skipped[0][0].endswith("seed1")
+
+
+def test_a_run_without_the_ranked_metric_is_skipped(summaries, tmp_path):
+    summaries("a/ppo/seed0", seed=0)
+    path = summaries("a/ppo/seed1", seed=1)
+    summary = json.loads(path.read_text())
+    del summary["test_metrics"]["f1"]
+    path.write_text(json.dumps(summary))
+    board = build([tmp_path / "runs"], n_resamples=100)
+    assert [r.seeds for r in _rows(board)] == [[0]]
+    assert (
+        board.skipped[0][1]
+        == "test_metrics has no f1 (entity F1, the metric this env is ranked by)"
+    )

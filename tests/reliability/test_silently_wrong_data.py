@@ -1,5 +1,5 @@
-"""Data that used to load silently wrong (issue 13, items 6-10), one test each; each
-failed before its fix.
+"""Data that used to load silently wrong or fail in the wrong place (issue 13, items 6-10
+and 18), one test each; each failed before its fix.
 """
 
 from __future__ import annotations
@@ -177,3 +177,30 @@ def test_empty_targets_drop_leaves_them_out_with_a_counting_warning(tmp_path):
     assert env.unwrapped.num_examples == 2
     with pytest.raises(TextgymError, match="unknown empty_targets 'skip'"):
         load_corpus("summarization", "jsonl", data_files=files, empty_targets="skip")
+
+
+# ----- 18. an unterminated CSV quote is reported where it opens ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        ('text,label\na,b\n"never closed,x\nc,d\ne,f\n', 3),  # too few fields at the end
+        ('text,label\nhello,"sport\nworld,tech\nx,y\n', 2),  # swallowed the rest silently
+        ('text,label\r\nok,"fine\r\nacross lines"\r\nbad,"open\r\nmore', 4),
+    ],
+)
+def test_an_unterminated_csv_quote_is_reported_where_it_opens(tmp_path, content, line):
+    path = tmp_path / "data.csv"
+    path.write_bytes(content.encode())
+    with pytest.raises(DataError) as err:
+        load_corpus("classification", str(path))
+    assert err.value.line == line
+    assert "a quoted field opens on this line and is never closed" in str(err.value)
+
+
+def test_quoted_fields_across_lines_that_close_still_load(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text('text,label\n"two\nlines",a\n"say ""hi""",b\nx"y,c\n', newline="")
+    corpus = load_corpus("classification", "csv", data_files={"train": path, "test": path})
+    assert [ex.text for ex in corpus.split("test")] == ["two\nlines", 'say "hi"', 'x"y']

@@ -73,6 +73,58 @@ def pick_column(available: Sequence[str], role: str, explicit: str | None, path:
 
 
 def _read_delimited(text: str, path: str, fmt: str) -> tuple[list[str], Iterator[Record]]:
+    try:
+        header, rows, last_start = _parse_delimited(text, path, fmt)
+    except DataError as err:
+        # A quote that never closes swallows the rest of the file: the symptom shows at
+        # the last line, the cause is where the quote opens.
+        opened = _unclosed_quote(text) if fmt == "csv" else None
+        if opened is not None and (err.line is None or opened <= err.line):
+            raise _unclosed_quote_error(path, opened, text) from None
+        raise
+    if fmt == "csv" and rows and last_start < (rows[-1][0] or 0):  # a last row of several lines
+        opened = _unclosed_quote(text)
+        if opened is not None:
+            raise _unclosed_quote_error(path, opened, text)
+    return header, iter(rows)
+
+
+def _unclosed_quote_error(path: str, line: int, text: str) -> DataError:
+    last = len(split_lines(text)) - (1 if text.endswith(("\n", "\r")) else 0)
+    return DataError(
+        "a quoted field opens on this line and is never closed: the rest of the file "
+        f"(to line {last}) would be read into it; close the quote or "
+        'double a literal one ("")',
+        path,
+        line,
+    )
+
+
+def _unclosed_quote(text: str) -> int | None:
+    """The line where a CSV quoted field opens and is still open at the end of ``text``
+    (read as the ``csv`` module reads it, non-strict), or None."""
+    line, state, opened = 1, "start", 0
+    prev = ""
+    for ch in text:
+        newline = ch == "\n" and prev != "\r" or ch == "\r"
+        if state == "quoted":
+            if ch == '"':
+                state = "quote"
+        elif state == "quote" and ch == '"':
+            state = "quoted"  # an escaped quote
+        elif ch == "," or ch in "\r\n":
+            state = "start"
+        elif state == "start" and ch == '"':
+            state, opened = "quoted", line
+        elif state in ("start", "quote"):
+            state = "field"
+        line += newline
+        prev = ch
+    return opened if state == "quoted" else None
+
+
+def _parse_delimited(text: str, path: str, fmt: str) -> tuple[list[str], list[Record], int]:
+    """(header, records, the line where the last record starts)."""
     if fmt == "tsv":
         reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
     else:
@@ -89,8 +141,13 @@ def _read_delimited(text: str, path: str, fmt: str) -> tuple[list[str], Iterator
         header = [name.strip() for name in header]
         _check_unique(header, path, reader.line_num)
         rows: list[Record] = []
+        last_start = 0
         try:
-            for row in reader:
+            while True:
+                start = reader.line_num + 1
+                row = next(reader, None)
+                if row is None:
+                    break
                 if not row:
                     continue
                 if len(row) != len(header):
@@ -101,11 +158,12 @@ def _read_delimited(text: str, path: str, fmt: str) -> tuple[list[str], Iterator
                         reader.line_num,
                     )
                 rows.append((reader.line_num, "", dict(zip(header, row, strict=True))))
+                last_start = start
         except csv.Error as e:
             raise DataError(f"malformed {fmt.upper()}: {e}", path, reader.line_num) from None
     finally:
         csv.field_size_limit(old_limit)
-    return header, iter(rows)
+    return header, rows, last_start
 
 
 def _check_unique(header: Sequence[str], path: str, line: int) -> None:

@@ -270,13 +270,43 @@ def parse_config(data: Any, source: str = "<config>") -> list[RunSpec]:
     return runs
 
 
+class _DuplicateKey(yaml.YAMLError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping key given twice (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: the base class reports it
+                break
+            if first is not None:
+                raise _DuplicateKey(
+                    f"line {key_node.start_mark.line + 1}: the key {key!r} is given twice in "
+                    f"one mapping (first on line {first.start_mark.line + 1}); remove one "
+                    "(YAML readers would silently keep the last)"
+                )
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | os.PathLike) -> list[RunSpec]:
-    """Read a bench YAML and expand it (see the module docstring for the format)."""
+    """Read a bench YAML and expand it (see the module docstring for the format).
+
+    A key given twice in one mapping is an error (plain YAML loaders keep the last one).
+    """
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506  (a SafeLoader)
     except FileNotFoundError as err:
         raise TextgymError(f"{path}: bench config not found") from err
+    except _DuplicateKey as err:
+        raise TextgymError(f"{path}, {err}") from None
     except yaml.YAMLError as err:
         raise TextgymError(f"{path}: not valid YAML ({err})") from err
     return parse_config(data, str(path))

@@ -12,12 +12,17 @@ seed agrees:
 
 Rows are ranked within their spec by the mean of the task's metric over seeds (entity
 F1, accuracy, ROUGE-L), ties broken by the IQM.
+
+A run whose scores cannot be true (a fraction such as accuracy or F1 outside [0, 1], a
+NaN or infinite score or mean return, the task's metric missing) is skipped with the
+reason, so a row's seeds are exactly the runs its statistics are computed from.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +38,10 @@ TASK_METRICS = {
     "summarization": ("rougeL", "ROUGE-L"),
 }
 BASELINE_AGENTS = ("random", "majority", "lead", "supervised")
+# Metrics that are fractions: a value outside [0, 1] is impossible.
+FRACTION_METRICS = (
+    "f1", "precision", "recall", "accuracy", "macro_f1", "rouge1", "rouge2", "rougeL",
+)  # fmt: skip
 _NOT_ENV_KWARGS = ("split", "render_mode")
 
 
@@ -251,6 +260,10 @@ def build(
     for run in runs:
         s = run.summary
         env_id = str(s["env_id"])
+        why = impossible_scores(env_id, s["test_metrics"])
+        if why is not None:
+            skipped.append((str(run.path), why))
+            continue
         spec = Spec(
             env_id,
             canonical_env_kwargs(env_id, dict(s["env_kwargs"] or {})),
@@ -299,6 +312,25 @@ def build(
             ordered += mine
         tables.append(EnvTable(env_id, task, metric_key, metric_name, env_specs, ordered))
     return Leaderboard(tables, skipped, sum(len(r.runs) for t in tables for r in t.rows))
+
+
+def impossible_scores(env_id: str, metrics: Any) -> str | None:
+    """Why a run's ``test_metrics`` cannot be true, or None when they can."""
+    if not isinstance(metrics, dict):
+        return f"test_metrics is {type(metrics).__name__}, not an object"
+    key, name = TASK_METRICS[env_task(env_id, metrics)]
+    if key not in metrics:
+        return f"test_metrics has no {key} ({name}, the metric this env is ranked by)"
+    for metric, value in metrics.items():
+        if metric not in (*FRACTION_METRICS, "mean_reward") or (value is None and metric != key):
+            continue  # None: not recorded
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"test_metrics.{metric} is {value!r}, not a number"
+        if not math.isfinite(value):
+            return f"test_metrics.{metric} is {value!r}"
+        if metric != "mean_reward" and not 0.0 <= value <= 1.0:
+            return f"test_metrics.{metric} is {value!r}, outside [0, 1]"
+    return None
 
 
 def _number(value: Any) -> float:
