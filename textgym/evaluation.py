@@ -97,17 +97,54 @@ def _batch_policy(policy: Any, envs: gym.vector.VectorEnv) -> Callable[[dict, di
     pass_masks = action_masks is not None and _accepts_keyword(fn, "action_masks")
     pass_infos = _accepts_keyword(fn, "infos")
 
+    name = f"{getattr(fn, '__qualname__', type(policy).__name__)}()"
+
     def act(obs: dict, infos: dict) -> np.ndarray:
         kwargs = {"action_masks": action_masks()} if pass_masks else {}
         if pass_infos:
             kwargs["infos"] = infos
         if sb3_style:
-            actions, _ = fn(obs, deterministic=True, **kwargs)
+            out = fn(obs, deterministic=True, **kwargs)
+            if not isinstance(out, tuple) or len(out) != 2:
+                raise TextgymError(
+                    f"the policy's {name} returned {_describe(out)}; an SB3-style predict "
+                    "returns a tuple (actions, state)"
+                )
+            actions = out[0]
         else:
             actions = fn(obs, **kwargs)
-        return np.asarray(actions).reshape(envs.num_envs)
+            if isinstance(actions, tuple):
+                raise TextgymError(
+                    f"the policy {name} returned a tuple ({_describe(actions)}); a callable "
+                    f"policy returns the actions alone, {envs.num_envs} of them (an object "
+                    "with .predict returns (actions, state))"
+                )
+        return _check_actions(actions, envs.num_envs, name)
 
     return act
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of length {len(value)}"
+    return f"{type(value).__name__} {value!r}"[:80]
+
+
+def _check_actions(actions: Any, num_envs: int, name: str) -> np.ndarray:
+    """The policy's actions as a ``(num_envs,)`` array, or a TextgymError saying what it
+    returned instead."""
+    try:
+        array = np.asarray(actions)
+    except (ValueError, TypeError):  # ragged lists
+        array = None
+    if array is None or array.dtype.kind not in "iuf" or array.size != num_envs:
+        raise TextgymError(
+            f"the policy {name} returned {_describe(actions)}; it must return one integer "
+            f"action per env: {num_envs} of them, shape ({num_envs},)"
+        )
+    return array.reshape(num_envs)
 
 
 def _to_python(value: Any) -> Any:

@@ -345,3 +345,47 @@ def test_vector_env_bad_seed_is_refused_clearly(seed):
     with pytest.raises((TextgymError, GymnasiumError)):
         env.reset(seed=seed)
     env.reset(seed=0)
+
+
+# ----- textgym.evaluate with a policy of the wrong output (issue 13, item 13) -------------
+
+
+class _PredictWithoutState:
+    def predict(self, obs, deterministic=True):
+        return np.zeros(len(obs["input_ids"]), np.int64)  # SB3's predict returns a pair
+
+
+@pytest.mark.parametrize(
+    ("policy", "said"),
+    [
+        (lambda obs: 0, "returned int 0; it must return one integer action per env: 8 of them"),
+        (lambda obs: None, "returned NoneType None;"),
+        (lambda obs: np.zeros(3, np.int64), "returned an array of shape (3,) and dtype int64;"),
+        (lambda obs: [[0, 1], [2]], "returned a list of length 2;"),
+        (lambda obs: np.array(["a"] * 8), "returned an array of shape (8,) and dtype <U1;"),
+        (
+            lambda obs: (np.zeros(8, np.int64), None),
+            "returned a tuple (a tuple of length 2); a callable policy returns the actions alone",
+        ),
+        (_PredictWithoutState(), "predict() returned an array of shape (8,) and dtype int64;"),
+    ],
+)
+def test_evaluate_names_a_policy_output_of_the_wrong_shape(policy, said):
+    """These were raw numpy reshape errors (or a TypeError unpacking predict's result)."""
+    with pytest.raises(TextgymError) as err:
+        textgym.evaluate(
+            policy, "TextClassification-v0", split="validation", num_envs=8, max_tokens=8
+        )
+    assert said in str(err.value)
+    assert "the policy" in str(err.value)
+
+
+def test_evaluate_accepts_actions_of_shape_num_envs_by_one():
+    result = textgym.evaluate(
+        lambda obs: np.zeros((len(obs["input_ids"]), 1), np.int64),
+        "TextClassification-v0",
+        split="validation",
+        num_envs=8,
+        max_tokens=8,
+    )
+    assert result.num_episodes == 226
