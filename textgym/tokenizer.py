@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -237,6 +238,8 @@ _MEMO: dict[str, tuple[dict[str, np.ndarray], TextTokenizer]] = {}
 
 
 def _load_cached(path: Path) -> tuple[dict[str, np.ndarray], TextTokenizer] | None:
+    """The cache entry at ``path``, or None (with a warning naming the file) when it is
+    damaged: truncated, a flipped byte (the zip CRC catches it), bad JSON or tokenizer."""
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
@@ -244,8 +247,14 @@ def _load_cached(path: Path) -> tuple[dict[str, np.ndarray], TextTokenizer] | No
         tokenizer = TextTokenizer(
             str(arrays.pop("__tokenizer__")), TokenizerInfo(**meta["tokenizer"])
         )
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # an unreadable cache entry is rebuilt, never trusted
+    except Exception as err:  # noqa: BLE001  (EOFError, BadZipFile, the tokenizers' own errors...)
+        # an unreadable cache entry is rebuilt, never trusted
+        warnings.warn(
+            f"{path}: damaged tokenized-data cache entry ({type(err).__name__}: {err}); "
+            "rebuilding it",
+            stacklevel=3,
+        )
+        return None
     for arr in arrays.values():
         arr.setflags(write=False)  # shared by every env of the process
     return arrays, tokenizer

@@ -176,3 +176,40 @@ def test_an_empty_string_word_in_a_parquet_file_is_a_data_error(tmp_path):
     ).to_parquet(path)
     with pytest.raises(DataError, match="row 1: field 'tokens': word 1 is an empty string"):
         load_corpus("ner", str(path))
+
+
+# ----- the tokenized-data cache: damaged entries are rebuilt (issue 13, item 15) -----------
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip_byte", "garbage"])
+def test_a_damaged_cache_file_is_rebuilt_with_a_warning_naming_it(tmp_path, monkeypatch, damage):
+    """A truncated file or a flipped byte failed every later gym.make with EOFError or
+    zipfile.BadZipFile, though _load_cached promised to rebuild bad entries."""
+    import textgym.tokenizer as tokenizer_module
+
+    monkeypatch.setenv("TEXTGYM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(tokenizer_module, "_MEMO", {})
+    data = tmp_path / "data.csv"
+    data.write_text("text,label\n" + "".join(f"document {i},{'ab'[i % 2]}\n" for i in range(20)))
+    kwargs = {"dataset": str(data), "max_tokens": 8, "split": "train"}
+    first = gym.make("TextClassification-v0", **kwargs).reset(seed=0)[0]
+    (path,) = (tmp_path / "cache").glob("*.npz")
+    raw = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(raw[: len(raw) // 2])
+    elif damage == "flip_byte":
+        middle = len(raw) // 2
+        path.write_bytes(raw[:middle] + bytes([raw[middle] ^ 0xFF]) + raw[middle + 1 :])
+    else:
+        path.write_bytes(b"not a zip file at all")
+    monkeypatch.setattr(tokenizer_module, "_MEMO", {})  # a new process
+    with pytest.warns(UserWarning, match=rf"{path}: damaged tokenized-data cache entry"):
+        env = gym.make("TextClassification-v0", **kwargs)
+    obs, _ = env.reset(seed=0)
+    assert all((obs[k] == first[k]).all() for k in obs)
+    with np.load(path) as rebuilt:  # rewritten whole
+        assert "__meta__" in rebuilt.files
+    monkeypatch.setattr(tokenizer_module, "_MEMO", {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gym.make("TextClassification-v0", **kwargs)  # read from the repaired cache silently
