@@ -129,6 +129,24 @@ def test_max_tokens_below_the_minimum_fails_at_construction():
         gym.make("TextSummarization-v0", max_summary_tokens=0)
 
 
+@pytest.mark.parametrize(
+    ("env_id", "kwargs", "length"),
+    [
+        ("TextNER-v0", {"max_tokens": 10**7}, "10,000,000"),
+        ("TextClassification-v0", {"max_tokens": 10**7}, "10,000,000"),
+        ("TextSummarization-v0", {"max_source_tokens": 10**8}, "100,000,000"),
+    ],
+)
+def test_lengths_that_cannot_fit_in_memory_fail_before_allocating(env_id, kwargs, length):
+    """max_tokens=10**7 gave a raw MemoryError for 72.8 GiB (smaller huge values would be
+    killed by the OOM killer while the tokenizer pads every text)."""
+    with pytest.raises(TextgymError) as err:
+        gym.make(env_id, **kwargs)
+    message = str(err.value)
+    assert f"a length of {length} tokens for " in message
+    assert "GiB of memory available: lower max_tokens" in message
+
+
 def test_empty_text_and_empty_source(tmp_path):
     path = tmp_path / "empty.jsonl"
     path.write_text(
