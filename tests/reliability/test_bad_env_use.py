@@ -389,3 +389,13 @@ def test_evaluate_accepts_actions_of_shape_num_envs_by_one():
         max_tokens=8,
     )
     assert result.num_episodes == 226
+
+
+@pytest.mark.parametrize("alias", ["dev", "DEV", "valid", "val", "Validation"])
+def test_split_aliases_are_normalised_on_the_env(alias):
+    """split="dev" worked, but env.unwrapped.split then said 'dev' (or 'DEV') (issue 13,
+    item 16)."""
+    env = gym.make("TextClassification-v0", split=alias, max_tokens=8)
+    assert env.unwrapped.split == "validation"
+    envs = gym.make_vec("TextClassification-v0", num_envs=2, split=alias, max_tokens=8)
+    assert envs.unwrapped.split == "validation"

@@ -25,6 +25,7 @@ from gymnasium.vector.utils import batch_space
 from gymnasium.vector.vector_env import AutoresetMode
 
 from textgym.corpora import Corpus, load_corpus
+from textgym.corpora.records import normalize_split
 from textgym.errors import TextgymError
 from textgym.tokenizer import TextTokenizer, cached_arrays
 
@@ -111,6 +112,7 @@ def load_task_data(
             raise unexpected_keyword(owner, extra[0], detail=str(err)) from None
         raise
     examples = corpus.split(split)
+    split = normalize_split(split)  # "dev", "DEV", "valid" -> "validation" (env.split)
     if len(examples) == 0:
         raise TextgymError(f"split {split!r} of dataset {corpus.name!r} has no examples")
     key = {"task": task, "corpus": corpus.fingerprint, "split": split, **lengths}
