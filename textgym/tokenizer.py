@@ -147,14 +147,33 @@ class TextTokenizer:
 
     @classmethod
     def from_pretrained(cls, name: str) -> TextTokenizer:
-        """Load ``name`` (a Hugging Face tokenizer name or a local path) with transformers."""
+        """Load ``name`` (a Hugging Face tokenizer name or a local path) with transformers.
+
+        A path that does not exist fails at once; a hub name while the hub is out of reach
+        (:func:`textgym.hub.offline_reason`) is looked up in the local cache only.
+        """
+        offline = None
+        if not os.path.exists(os.path.expanduser(name)):
+            if name.startswith(("/", "./", "../", "~", ".\\", "..\\")) or os.path.isabs(name):
+                raise TextgymError(
+                    f"tokenizer {name!r}: no such directory (a local tokenizer is a directory "
+                    "holding tokenizer.json or vocab files)"
+                )
+            from textgym.hub import offline_reason
+
+            offline = offline_reason()
         try:
             from transformers import AutoTokenizer
 
-            tok = AutoTokenizer.from_pretrained(name)
+            tok = AutoTokenizer.from_pretrained(name, local_files_only=offline is not None)
         except (OSError, ValueError) as err:
+            why = (
+                f"it is not in the local cache and the hub is out of reach, {offline}"
+                if offline
+                else err
+            )
             raise TextgymError(
-                f"could not load tokenizer {name!r}: {err}. With no network, pass a local "
+                f"could not load tokenizer {name!r}: {why}. With no network, pass a local "
                 "directory holding the tokenizer files (tokenizer=PATH), or omit tokenizer= to "
                 "use the packaged all-MiniLM-L6-v2 WordPiece vocabulary."
             ) from err

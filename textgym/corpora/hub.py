@@ -16,12 +16,14 @@ splits with other names (e.g. "unsupervised") are ignored.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from textgym.errors import DataError, TextgymError
+from textgym.hub import offline_mode, offline_reason
 
 from .conll import brief, to_iob2
 from .records import SPLIT_ALIASES, NERExample, Seq2SeqExample, TextExample
@@ -258,12 +260,15 @@ def load_hub(
         path = spec.path
         if spec.config is not None:
             kwargs.setdefault("name", spec.config)
+    # Out of reach (offline mode, no connection): read only the local cache and fail in a
+    # moment, instead of after half a minute of retries.
+    offline = offline_reason()
     try:
-        loaded = datasets.load_dataset(path, **kwargs)
+        with offline_mode() if offline else contextlib.nullcontext():
+            loaded = datasets.load_dataset(path, **kwargs)
     except Exception as e:  # datasets raises many types (ConnectionError, FileNotFoundError, ...)
         shown = repr(name) if path == name else f"{name!r} ({path})"
-        offline = getattr(datasets.config, "HF_HUB_OFFLINE", False)
-        note = " in offline mode (HF_HUB_OFFLINE)" if offline else ""
+        note = f" from the local cache: the hub is out of reach, {offline}" if offline else ""
         raise TextgymError(
             f"{context}could not load the Hugging Face dataset {shown}{note}: "
             f"{type(e).__name__}: {e}. {local_hint(task)}"
