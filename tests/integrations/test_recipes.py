@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from tests.integrations.recipes import ENV_IDS, recipes, run_recipe
+from .recipes import ENV_IDS, recipes, run_recipe
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
 

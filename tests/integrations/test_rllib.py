@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from tests.integrations.recipes import ENV_IDS, run_recipe
+from .recipes import ENV_IDS, run_recipe
 
 pytest.importorskip("ray.rllib", reason="ray[rllib] is not installed (see docs/integrations.md)")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
