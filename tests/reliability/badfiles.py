@@ -5,7 +5,10 @@ a JSON array), goes through a few line-level mutations (a dropped tag column, a 
 outside IOB, whitespace-only lines, a huge line, NUL characters, a cut line, deep JSON
 nesting, ...) and is then written with byte-level noise: line endings (LF, CRLF, CR, mixed),
 an encoding (UTF-8 with or without BOM, cp1252, Latin-1, UTF-16, lines of mixed
-encodings), a truncation at any byte and stray bytes.
+encodings), a truncation at any byte, stray bytes and single invalid bytes in otherwise
+valid UTF-8. Mutations include Unicode whitespace inside words and fields, duplicated
+header columns and JSON keys; :func:`data_dirs` makes directories of split files with
+stray files beside them.
 
 :func:`attempt` loads it and sorts the outcome into ``COUNTS``: ``loaded`` (the corpus
 is well-formed and an env built on it runs), ``failed_clearly`` (a textgym error naming
@@ -57,8 +60,14 @@ chars = st.characters(exclude_categories=("Cs",))
 texts = st.text(chars, max_size=24)
 tsv_texts = st.text(chars.filter(lambda c: c not in "\t\r\n"), max_size=24)
 json_texts = st.text(st.characters(), max_size=16)  # lone surrogates included
-# A CoNLL word: anything str.split() keeps in one piece.
-words = st.text(chars.filter(lambda c: not c.isspace()), min_size=1, max_size=10)
+# A CoNLL word: anything but the column separators (ASCII space, tab) and line ends; other
+# Unicode whitespace (U+00A0, U+3000, U+2028, \x0b, \x1c ...) belongs to the word.
+UNICODE_SPACES = "\u00a0\u3000\u2028\u2029\u2009\u200a\x0b\x0c\x1c\x1d\x1e\x1f\x85"
+words = st.text(
+    chars.filter(lambda c: c not in " \t\r\n") | st.sampled_from(UNICODE_SPACES),
+    min_size=1,
+    max_size=10,
+)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | json_texts,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(json_texts, inner, max_size=3),
@@ -91,7 +100,7 @@ def _columns(task: str, clean: bool):
         value = {"label": label, "labels": label}
     else:
         good = [["source", "target"], ["article", "summary"], ["document", "title", "id"]]
-        bad = [["source"], ["foo", "bar"], ["text", "text"]]
+        bad = [["source"], ["foo", "bar"], ["text", "text"], ["source", "target", "source"]]
         value = {}
     return st.sampled_from(good if clean else good + bad), value
 
@@ -170,7 +179,7 @@ def mutate(draw, lines: list[str], fmt: str) -> tuple[list[str], list[str]]:
                 [
                     "drop_last_column", "bad_tag", "whitespace_line", "huge_line", "nul",
                     "cut_line", "garbage_line", "empty_file", "deep_nesting", "control_word",
-                    "huge_number",
+                    "huge_number", "duplicate_key", "unicode_space",
                 ]
             ),
             max_size=3,
@@ -201,8 +210,18 @@ def mutate(draw, lines: list[str], fmt: str) -> tuple[list[str], list[str]]:
             lines.insert(
                 _pos(draw, lines, 1), f'{{"text": {big}, "label": {big}, "tokens": [{big}]}}'
             )
+        elif name == "duplicate_key":  # JSON keeps the last of two equal keys silently
+            key = draw(st.sampled_from(["text", "label", "source", "target", "tokens"]))
+            lines.insert(
+                _pos(draw, lines, 1),
+                f'{{"{key}": "a", "text": "t", "label": "l", "source": "s", "target": "x", '
+                f'"tokens": ["w"], "ner_tags": ["O"], "{key}": "b"}}',
+            )
         elif not lines:
             continue
+        elif name == "unicode_space":  # inside a word or field: never a column separator
+            j = _pos(draw, lines[i], 1)
+            lines[i] = lines[i][:j] + draw(st.sampled_from(UNICODE_SPACES)) + lines[i][j:]
         elif name == "drop_last_column":
             delim = {"tsv": "\t", "csv": ","}.get(fmt)
             lines[i] = lines[i].rsplit(delim, 1)[0] if delim else " ".join(lines[i].split()[:1])
@@ -234,6 +253,17 @@ def _encode(text: str, encoding: str) -> bytes:
     return text.encode(encoding, "replace")
 
 
+# Bytes that never occur in valid UTF-8 (continuation bytes alone, C0/C1, F5-FF).
+INVALID_UTF8 = (0x80, 0x9D, 0xBF, 0xC0, 0xC1, 0xF5, 0xFE, 0xFF)
+
+
+def _char_starts(data: bytes, encoding: str) -> list[int]:
+    """Offsets between characters (every offset when the bytes are not one UTF-8 text)."""
+    if encoding.startswith("utf-8"):
+        return [i for i in range(len(data) + 1) if i == len(data) or data[i] & 0xC0 != 0x80]
+    return list(range(len(data) + 1))
+
+
 @st.composite
 def serialize(draw, lines: list[str]) -> tuple[bytes, str]:
     """Bytes of ``lines`` with noisy line ends, encoding, truncation and stray bytes."""
@@ -249,12 +279,15 @@ def serialize(draw, lines: list[str]) -> tuple[bytes, str]:
         data = b"".join(_encode(p, draw(st.sampled_from(["utf-8", "cp1252"]))) for p in parts)
     else:
         data = _encode("".join(parts), encoding)
-    noise = draw(st.sampled_from(["none", "none", "truncate", "stray_bytes"]))
+    noise = draw(st.sampled_from(["none", "none", "truncate", "stray_bytes", "bad_byte"]))
     if noise == "truncate" and data:
         data = data[: _pos(draw, data)]
     elif noise == "stray_bytes":
         j = _pos(draw, data, 1)
         data = data[:j] + draw(st.binary(min_size=1, max_size=4)) + data[j:]
+    elif noise == "bad_byte":  # one byte that is never valid UTF-8, between two characters
+        j = draw(st.sampled_from(_char_starts(data, encoding)))
+        data = data[:j] + bytes([draw(st.sampled_from(INVALID_UTF8))]) + data[j:]
     return data, f"{endings!r} {encoding} {noise}"
 
 
@@ -438,3 +471,100 @@ def fresh_dir(base: Path) -> Path:
     path = base / f"d{next(_serial)}"
     os.makedirs(path)
     return path
+
+
+# ----- data directories with stray files ----------------------------------------------------
+
+# (name, the split it claims by the documented rule: "<split>.*", "<split>", or CoNLL-2003's
+# "<name>.train/.testa/.testb"; None: not a split file, to be ignored)
+STRAY_FILES = (
+    ("train_backup.txt", None), ("test_predictions.txt", None), ("README.md", None),
+    ("notes.txt", None), ("dev-old.conll", None), ("eng.train.old", None),
+    ("predictions_test.txt", None), ("trainer.py", None), (".train.swp", None),
+    ("training_log.csv", None), ("test results.txt", None), ("valid_2.txt", None),
+    ("train.txt.bak", "train"), ("test.conll", "test"), ("eng.testa", "validation"),
+    ("val", "validation"), ("x.dev", "validation"), ("TRAIN.TXT", "train"),
+)  # fmt: skip
+SPLIT_NAMES = {
+    "train": ("train.txt", "train.conll", "eng.train", "training.txt"),
+    "validation": ("valid.txt", "dev.txt", "validation.conll", "eng.testa"),
+    "test": ("test.txt", "eng.testb", "testing.conll"),
+}
+POISON = "B-POISON"  # the tag of every stray file: it must never reach a corpus
+
+
+def _sentences(split: str, n: int) -> list[list[tuple[str, str]]]:
+    return [[(f"{split}{i}", "B-PER"), ("word", "O")] for i in range(n)]
+
+
+@st.composite
+def data_dirs(draw) -> dict:
+    """Split files (train and test, validation or not) plus stray files beside them."""
+    splits = ["train", "test"] + (["validation"] if draw(st.booleans()) else [])
+    names = {s: draw(st.sampled_from(SPLIT_NAMES[s])) for s in splits}
+    strays = draw(st.lists(st.sampled_from(STRAY_FILES), max_size=5, unique_by=lambda x: x[0]))
+    strays = [(n, c) for n, c in strays if n not in names.values()]
+    sizes = {s: draw(st.integers(1, 4)) for s in splits}
+    return {
+        "names": names,
+        "sizes": sizes,
+        "strays": strays,
+        "subdir": draw(st.sampled_from([None, "train", "test.d"])),
+        "how": draw(st.sampled_from(["data_dir", "path"])),
+    }
+
+
+def attempt_data_dir(spec: dict, directory: Path) -> str:
+    """Load one generated data directory and tally it: exactly the split files, or a
+    DataError naming the directory when two files claim one split."""
+    COUNTS["tried"] += 1
+    COUNTS["data_dir/tried"] += 1
+    outcome = "failed_badly"
+    try:
+        claims: dict[str, list[str]] = {}
+        for split, name in spec["names"].items():
+            _conll(directory / name, _sentences(split, spec["sizes"][split]))
+            claims.setdefault(split, []).append(name)
+        for name, claim in spec["strays"]:
+            _conll(directory / name, [[("stray", POISON)]])
+            if claim is not None:
+                claims.setdefault(claim, []).append(name)
+        if spec["subdir"]:
+            (directory / spec["subdir"]).mkdir()
+            _conll(directory / spec["subdir"] / "train.txt", [[("sub", POISON)]])
+        twice = sorted(s for s, names in claims.items() if len(names) > 1)
+        try:
+            if spec["how"] == "data_dir":
+                corpus = load_corpus("ner", "conll", data_dir=directory)
+            else:
+                corpus = load_corpus("ner", str(directory))
+        except DataError as err:
+            assert twice, f"no split is claimed twice, yet: {err}"
+            assert err.path == str(directory)
+            assert any(f"several files claim the {split} split" in str(err) for split in twice)
+            outcome = "failed_clearly"
+        else:
+            assert not twice, f"{twice} claimed twice, yet it loaded"
+            expected = {s: sorted(f"{s}{i}" for i in range(n)) for s, n in spec["sizes"].items()}
+            # a stray that alone claims a split (eng.testa with no other validation file)
+            # is that split's file by the documented rule
+            lone = {c for _, c in spec["strays"] if c is not None and c not in expected}
+            expected.update({s: ["stray"] for s in lone})
+            assert (POISON in corpus.labels) == bool(lone), "a stray file was read"
+            words = {s: sorted(ex.words[0] for ex in corpus.split(s)) for s in corpus.splits}
+            assert words["test"] == expected["test"]
+            if "validation" in expected:
+                assert words["train"] == expected["train"]
+                assert words["validation"] == expected["validation"]
+            else:  # validation carved from train
+                carved = words.get("train", []) + words.get("validation", [])
+                assert sorted(carved) == expected["train"]
+            outcome = "loaded"
+    finally:
+        COUNTS[outcome] += 1
+        COUNTS[f"data_dir/{outcome}"] += 1
+    return outcome
+
+
+def _conll(path: Path, sentences) -> None:
+    path.write_text("\n\n".join("\n".join(f"{w} {t}" for w, t in s) for s in sentences) + "\n")

@@ -17,7 +17,15 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from badfiles import attempt, bad_files, fresh_dir, memoised_tokenizer_loading
+from badfiles import (
+    INVALID_UTF8,
+    attempt,
+    attempt_data_dir,
+    bad_files,
+    data_dirs,
+    fresh_dir,
+    memoised_tokenizer_loading,
+)
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -60,6 +68,53 @@ def test_generated_bad_files_load_or_fail_clearly(fmt, workdir):
     check()
 
 
+@FUZZ
+@given(spec=data_dirs())
+def test_generated_data_dirs_with_stray_files_load_exactly_their_split_files(
+    tmp_path_factory, spec
+):
+    """train_backup.txt, test_predictions.txt, README.md... beside the split files are never
+    read; a second file for one split (train.txt.bak, eng.testa) is an error."""
+    clear_cache()
+    attempt_data_dir(spec, fresh_dir(tmp_path_factory.getbasetemp()))
+
+
+@FUZZ
+@given(
+    data=st.data(),
+    fmt=st.sampled_from(["conll", "csv", "jsonl"]),
+    bad=st.sampled_from(INVALID_UTF8),
+)
+def test_one_invalid_byte_in_a_utf8_file_is_reported_at_its_line(tmp_path_factory, data, fmt, bad):
+    """A file with non-ASCII UTF-8 text and one invalid byte used to load whole as cp1252
+    mojibake, silently; now the error names the line and the byte offset."""
+    alphabet = st.characters(min_codepoint=0xA0, exclude_categories=("Cs", "Zs", "Zl", "Zp"))
+    word = st.text(alphabet.filter(lambda c: not c.isspace()), min_size=1, max_size=6)
+    n = data.draw(st.integers(2, 8))
+    words = data.draw(st.lists(word, min_size=n, max_size=n))
+    if fmt == "conll":
+        lines = [f"{w} O" for w in words]
+    elif fmt == "csv":
+        lines = ["text,label", *[f"{w},a" for w in words]]
+    else:
+        lines = [json.dumps({"text": w, "label": "a"}, ensure_ascii=False) for w in words]
+    encoded = [line.encode("utf-8") for line in lines]
+    line = data.draw(st.integers(0, len(encoded) - 1))
+    column = data.draw(st.integers(0, len(encoded[line])))
+    while column < len(encoded[line]) and encoded[line][column] & 0xC0 == 0x80:
+        column += 1  # between two characters, never inside one
+    offset = sum(len(e) + 1 for e in encoded[:line]) + column
+    encoded[line] = encoded[line][:column] + bytes([bad]) + encoded[line][column:]
+    path = fresh_dir(tmp_path_factory.getbasetemp()) / f"train.{'txt' if fmt == 'conll' else fmt}"
+    path.write_bytes(b"\n".join(encoded) + b"\n")
+    task = "ner" if fmt == "conll" else "classification"
+    clear_cache()
+    with pytest.raises(DataError) as err:
+        load_corpus(task, fmt, data_files={"train": path})
+    assert err.value.path == str(path) and err.value.line == line + 1, str(err.value)
+    assert f"byte 0x{bad:02x} at byte offset {offset} is not valid utf-8" in str(err.value)
+
+
 # ----- exact round trips of valid files with tolerated noise ----------------------------
 
 GOOD_TAGS = st.sampled_from(["O", "O", "B-PER", "I-PER", "B-LOC", "I-LOC"])
@@ -68,8 +123,9 @@ LATIN = st.characters(codec="ascii") | st.characters(min_codepoint=0xC0, max_cod
 
 
 def _ner_sentences(alphabet):
-    word = st.text(alphabet.filter(lambda c: not c.isspace()), min_size=1, max_size=8).filter(
-        lambda w: w != "-DOCSTART-"
+    # only ASCII spaces and tabs separate CoNLL columns: other whitespace is part of a word
+    word = st.text(alphabet.filter(lambda c: c not in " \t\r\n"), min_size=1, max_size=8).filter(
+        lambda w: w != "-DOCSTART-" and not w.isspace()
     )
     pair = st.tuples(word, GOOD_TAGS)
     return st.lists(st.lists(pair, min_size=1, max_size=6), min_size=1, max_size=6)

@@ -31,8 +31,9 @@ Splits. Every corpus has splits among "train", "validation" and "test":
   single files); a split file that holds no example is an error.
 
 Examples are never dropped silently: NER sentences are never empty (separator lines
-collapse); a classification text or summarization source/target may be empty and is kept;
-an empty label is an error. The one exception: Hugging Face rows whose ClassLabel is -1
+collapse); a classification text or summarization source may be empty and is kept; an
+empty label is an error, and so is an empty summary target unless ``empty_targets="drop"``
+(which warns with the count). The one exception: Hugging Face rows whose ClassLabel is -1
 (unlabelled, as in GLUE test sets) are left out.
 
 Errors are :class:`textgym.errors.TextgymError` (unknown task, dataset, split, option) and
