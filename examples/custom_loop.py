@@ -14,7 +14,7 @@ is already the next episode's first observation, so returns must not flow across
     python examples/custom_loop.py --env-id TextNER-v0 --gamma 0     # one step per word
 
 On NER this plain REINFORCE collapses to tagging every word ``O`` (entity F1 0): the
-gradient of a rare tag vanishes where the policy is wrong (see DESIGN.md); textgym's
+gradient of a rare tag vanishes where the policy is wrong (docs/ner-from-reward.md); textgym's
 agents and TRPO address that.
 """
 

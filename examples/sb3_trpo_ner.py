@@ -8,7 +8,7 @@ answers ``O`` everywhere (95% of the test words) scores 0 on, whatever its token
 
 Expect that collapse at the default budget: the tiny encoder starts from random
 embeddings and policy-gradient updates of a rare tag vanish where the policy is wrong
-(DESIGN.md, "the known hard part"). TRPO's natural-gradient step is the lever against it,
+(docs/ner-from-reward.md). TRPO's natural-gradient step is the lever against it,
 but it needs far more steps, or a pretrained encoder, than a few CPU minutes allow.
 
     python examples/sb3_trpo_ner.py                      # ~3 min on a laptop CPU

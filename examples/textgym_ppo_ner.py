@@ -4,7 +4,7 @@
     python examples/textgym_ppo_ner.py --policy tiny --timesteps 2048
 
 The defaults come from ``agents/hyperparams.yaml`` (``gamma=0``: each word is its own
-decision; advantages scaled by the critic's value, the lever DESIGN.md describes against
+decision; advantages scaled by the critic's value, the lever docs/ner-from-reward.md describes against
 the all-``O`` collapse). On a CPU, MiniLM runs tens of env steps per second; with small
 budgets the policy may still tag everything ``O`` (entity F1 0).
 """

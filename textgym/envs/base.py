@@ -219,7 +219,7 @@ _INITIAL: dict[tuple, np.ndarray] = {}
 
 
 class TaskEnvMixin:
-    """Attributes every textgym env exposes, single or batched (see DESIGN.md)."""
+    """Attributes every textgym env exposes, single or batched (listed in the README)."""
 
     task: str
     data: TaskData
