@@ -150,8 +150,8 @@ def test_lengths_that_cannot_fit_in_memory_fail_before_allocating(env_id, kwargs
 def test_empty_text_and_empty_source(tmp_path):
     path = tmp_path / "empty.jsonl"
     path.write_text(
-        '{"text": "", "label": "a", "target": ""}\n{"text": "x", "label": "b", "target": "x"}\n'
-    )
+        '{"text": "", "label": "a", "target": "t"}\n{"text": "x", "label": "b", "target": "x"}\n'
+    )  # an empty source (an empty target is refused: see test_silently_wrong_data.py)
     files = {"train": path, "test": path}
     env = gym.make(
         "TextClassification-v0", dataset="jsonl", data_files=files, split="test", max_tokens=8
