@@ -284,7 +284,8 @@ def _refuse_changes(args: argparse.Namespace, config: dict, checkpoint: Path) ->
         given.append(("--seed", args.seed, config.get("seed")))
     if args.env_kwargs is not None:
         env_id = config.get("env_id") or args.env_id
-        saved = _full_env_kwargs(env_id, config.get("env_kwargs") or {})
+        # a run written before paths were stored absolute: its relative paths, from here
+        saved = _full_env_kwargs(env_id, _absolute_paths(config.get("env_kwargs") or {}))
         wanted = _full_env_kwargs(env_id, _absolute_paths(args.env_kwargs))
         for key in sorted(set(saved) | set(wanted)):
             given.append((f"--env-kwargs {key}", wanted.get(key), saved.get(key)))
