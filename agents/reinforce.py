@@ -65,9 +65,9 @@ class REINFORCE(OnPolicyAlgorithm):
             buf.advantages[:] = buf.returns - self.running_mean
             self.running_mean = s.baseline_momentum * self.running_mean + (
                 1 - s.baseline_momentum
-            ) * float(buf.returns.mean())
-        total = buf.n_steps * buf.num_envs
-        adv_all = torch.as_tensor(buf.advantages.reshape(-1))
+            ) * float(buf.returns[buf.valid].mean())
+        total = int(buf.valid.sum())
+        adv_all = torch.as_tensor(buf.advantages[buf.valid])
         mean, std = adv_all.mean(), adv_all.std() + 1e-8
         logs: dict[str, list[float]] = {"policy_loss": [], "value_loss": [], "entropy": []}
         self.optimizer.zero_grad()
@@ -103,5 +103,7 @@ class REINFORCE(OnPolicyAlgorithm):
             )
         out = {f"train/{k}": float(np.mean(v)) for k, v in logs.items()}
         out["train/learning_rate"] = self.optimizer.param_groups[0]["lr"]
-        out["train/explained_variance"] = explained_variance(buf.values, buf.returns)
+        out["train/explained_variance"] = explained_variance(
+            buf.values[buf.valid], buf.returns[buf.valid]
+        )
         return out

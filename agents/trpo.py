@@ -149,5 +149,7 @@ class TRPO(OnPolicyAlgorithm):
             )
         out = {f"train/{k}": float(np.mean(v)) for k, v in logs.items()}
         out["train/learning_rate"] = self.optimizer.param_groups[0]["lr"]
-        out["train/explained_variance"] = explained_variance(buf.values, buf.returns)
+        out["train/explained_variance"] = explained_variance(
+            buf.values[buf.valid], buf.returns[buf.valid]
+        )
         return out

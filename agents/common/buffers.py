@@ -11,6 +11,7 @@ gathered from that encoding.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -46,6 +47,8 @@ class Minibatch:
     advantages: torch.Tensor
     returns: torch.Tensor
     action_masks: torch.Tensor | None
+    extras: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
+    """Per-step arrays an algorithm added to the buffer (``RolloutBuffer.extras``)."""
 
 
 class RolloutBuffer:
@@ -88,6 +91,9 @@ class RolloutBuffer:
         self.truncated = np.zeros(shape, bool)
         self.advantages = np.zeros(shape, np.float32)
         self.returns = np.zeros(shape, np.float32)
+        # False for the steps of a parked slot in a group rollout (agents/common/group.py)
+        self.valid = np.ones(shape, bool)
+        self.extras: dict[str, np.ndarray] = {}
         self.masks = (
             None
             if action_mask_size is None
@@ -98,6 +104,8 @@ class RolloutBuffer:
     def reset(self) -> None:
         """Forget all steps and contexts (the arrays are reused)."""
         self.pos = 0
+        self.valid[:] = True
+        self.extras = {}
         self._ctx_chunks: dict[str, list[np.ndarray]] = {k: [] for k in self.context_keys}
         self.num_contexts = 0
         self.contexts: dict[str, np.ndarray] = {}
@@ -150,8 +158,31 @@ class RolloutBuffer:
         return self.pos == self.n_steps
 
     def finalize(self) -> None:
-        """Join the context table; call once the rollout is complete."""
-        self.contexts = {k: np.concatenate(v) for k, v in self._ctx_chunks.items()}
+        """Join the context table and merge identical contexts; call once the rollout is complete.
+
+        Contexts are identified by content: the same sentence stored twice (the slots of
+        a group rollout, or one drawn again by another slot) becomes one context, so an
+        update encodes it once.
+        """
+        self.valid[self.pos :] = False  # a group rollout may end before n_steps
+        self.ctx_ids[self.pos :] = 0
+        contexts = {k: np.concatenate(v) for k, v in self._ctx_chunks.items()}
+        if self.num_contexts > 1:
+            rows = np.concatenate(
+                [
+                    contexts[k].reshape(self.num_contexts, -1).astype(np.int64)
+                    for k in self.context_keys
+                ],
+                1,
+            )
+            _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+            order = np.argsort(first)  # keep first-seen order: a pure function of the rollout
+            rank = np.empty_like(order)
+            rank[order] = np.arange(len(order))
+            self.ctx_ids[:] = rank[inverse.reshape(-1)][self.ctx_ids]
+            contexts = {k: v[first[order]] for k, v in contexts.items()}
+            self.num_contexts = len(first)
+        self.contexts = contexts
 
     def minibatches(
         self, batch_size: int, rng: np.random.Generator, device: torch.device | str
@@ -166,6 +197,7 @@ class RolloutBuffer:
         rank = np.empty(self.num_contexts, np.int64)
         rank[rng.permutation(self.num_contexts)] = np.arange(self.num_contexts)
         order = np.argsort(rank[flat_ctx], kind="stable")
+        order = order[self.valid.reshape(-1)[order]]  # parked slots' steps are not data
         for start in range(0, len(order), batch_size):
             yield self.get(order[start : start + batch_size], device)
 
@@ -193,4 +225,8 @@ class RolloutBuffer:
             advantages=tensor(flat(self.advantages), torch.float32),
             returns=tensor(flat(self.returns), torch.float32),
             action_masks=masks,
+            extras={
+                k: tensor(flat(v), torch.float32 if v.dtype.kind == "f" else torch.long)
+                for k, v in self.extras.items()
+            },
         )

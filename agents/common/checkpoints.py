@@ -87,6 +87,8 @@ class CheckpointMixin:
                 "numpy_rng": self.rng.bit_generator.state,
                 "log_rows": self.logger.rows,
             }
+            if self.schedule is not None:
+                config["training_state"]["schedule"] = self.schedule.state()
         atomic_write_json(tmp / "config.json", config)
         replace_dir(tmp, path)
 
@@ -189,6 +191,8 @@ class CheckpointMixin:
         self.sample_generator.set_state(tensors["rng/sample"])
         self.rng.bit_generator.state = state["numpy_rng"]
         self.logger.rows = list(state["log_rows"]) + self.logger.rows
+        if self.schedule is not None and isinstance(state.get("schedule"), dict):
+            self.schedule.load_state(state["schedule"])
 
 
 LOAD_ERRORS = (

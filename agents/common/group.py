@@ -1,0 +1,216 @@
+"""Group rollouts: ``G`` vector-env slots play the same example side by side.
+
+Why: one sample per context gives one bit of reward per encoder pass, and on NER's token
+reward a plain policy gradient then collapses to the majority tag (its expectation for a
+word is ``pi(gold) * grad log pi(gold)``, which vanishes exactly where the policy is
+wrong). ``G`` samples of the same sentence cost about one encoder pass (the context is
+encoded once for the group), the group's other samples are the baseline (RLOO, GRPO),
+and ``G`` *distinct* actions per step show which action was right even where the policy
+gives it little mass.
+
+How, through the public env interface only: each rollout draws ``n_envs / G`` examples
+(an epoch-wise shuffle of ``range(env.num_examples)``) and calls
+``env.reset(options={"index": np.repeat(examples, G)})``; every slot then plays exactly
+one episode. A slot whose episode has ended is *parked*: it gets a valid placeholder
+action (the env auto-resets it and plays on), its steps are marked invalid, and the
+policy is not run for it. The rollout ends when every slot has finished. Since every
+slot of a group starts together on the same example, slot ``j``'s step ``t`` and slot
+``k``'s step ``t`` are the same position of the same example (the same word, for NER).
+
+Shapes: ``T`` steps, ``N = n_groups * G`` slots (slot ``i`` is member ``i % G`` of group
+``i // G``), ``A`` actions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+class ExampleSchedule:
+    """Example indices in epochs: each pass over the split is a fresh shuffle.
+
+    Drawing without replacement within an epoch covers the whole corpus before any
+    sentence repeats; the order is a pure function of the agent's numpy generator, so a
+    seeded run (and its resume, which restores the generator) replays it exactly.
+    """
+
+    def __init__(self, num_examples: int):
+        self.num_examples = int(num_examples)
+        self.order = np.zeros(0, np.int64)
+        self.pos = 0
+
+    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        out = []
+        while n > 0:
+            if self.pos >= len(self.order):
+                self.order, self.pos = rng.permutation(self.num_examples), 0
+            take = self.order[self.pos : self.pos + n]
+            self.pos += len(take)
+            n -= len(take)
+            out.append(take)
+        return np.concatenate(out)
+
+    def state(self) -> dict:
+        return {"order": self.order.tolist(), "pos": self.pos}
+
+    def load_state(self, state: dict) -> None:
+        self.order = np.asarray(state["order"], np.int64)
+        self.pos = int(state["pos"])
+
+
+def sample_group_actions(
+    probs: torch.Tensor,
+    group_size: int,
+    generator: torch.Generator,
+    distinct: bool,
+) -> torch.Tensor:
+    """One action per slot; with ``distinct``, different actions within each group.
+
+    ``probs`` is ``(N, A)`` (rows of parked slots may be anything positive; their actions
+    are discarded). Member 0 of a group samples from its own distribution; member ``g``
+    samples from its own distribution restricted to the actions members ``0..g-1`` did
+    not take (sampling without replacement, each member from its own state, since the
+    members' earlier actions differ). Where every allowed action is taken already (fewer
+    allowed actions than members), the member samples from its own distribution.
+
+    Returns ``(N,)`` int64 actions.
+    """
+    if not distinct or group_size == 1:
+        return torch.multinomial(probs, 1, generator=generator)[:, 0]
+    n, a = probs.shape
+    grouped = probs.view(n // group_size, group_size, a)  # (Gn, G, A)
+    taken = torch.zeros(n // group_size, a, dtype=torch.bool, device=probs.device)
+    actions = torch.empty(n // group_size, group_size, dtype=torch.long, device=probs.device)
+    for g in range(group_size):
+        p = grouped[:, g]  # (Gn, A)
+        rest = p.masked_fill(taken, 0.0)
+        exhausted = rest.sum(-1, keepdim=True) <= 0
+        choice = torch.multinomial(torch.where(exhausted, p, rest), 1, generator=generator)
+        actions[:, g] = choice[:, 0]
+        taken.scatter_(1, choice, True)
+    return actions.view(n)
+
+
+def returns_to_go(rewards: np.ndarray, valid: np.ndarray, gamma: float) -> np.ndarray:
+    """Discounted return from each step to its episode's end, ``(T, N)``.
+
+    Each slot plays one episode per group rollout, so a slot's valid steps are its
+    episode (no bootstrapping: group rollouts never cut an episode).
+    """
+    out = np.zeros(rewards.shape, np.float64)
+    running = np.zeros(rewards.shape[1])
+    for t in reversed(range(rewards.shape[0])):
+        running = np.where(valid[t], rewards[t] + gamma * running, 0.0)
+        out[t] = running
+    return out
+
+
+def group_view(x: np.ndarray, group_size: int) -> np.ndarray:
+    """``(T, N)`` -> ``(T, n_groups, G)``."""
+    return x.reshape(x.shape[0], -1, group_size)
+
+
+def leave_one_out(scores: np.ndarray, valid: np.ndarray, group_size: int) -> np.ndarray:
+    """RLOO advantage ``s_j - mean_{k != j} s_k`` over the valid members of each group.
+
+    ``scores`` and ``valid`` are ``(T, N)``; the comparison is per row ``t`` (per step
+    for dense rewards, or an episode's return broadcast to its steps). A member alone
+    in its group at a step has no baseline: advantage 0.
+    """
+    s = group_view(np.where(valid, scores, 0.0), group_size)
+    v = group_view(valid, group_size)
+    count = v.sum(-1, keepdims=True)
+    others = np.maximum(count - 1, 1)
+    baseline = (s.sum(-1, keepdims=True) - s) / others
+    adv = np.where(v & (count > 1), s - baseline, 0.0)
+    return adv.reshape(scores.shape)
+
+
+def group_mean(scores: np.ndarray, valid: np.ndarray, group_size: int) -> np.ndarray:
+    """The mean score of each member's group at each row, broadcast to ``(T, N)``."""
+    s = group_view(np.where(valid, scores, 0.0), group_size)
+    v = group_view(valid, group_size)
+    mean = s.sum(-1, keepdims=True) / np.maximum(v.sum(-1, keepdims=True), 1)
+    return np.broadcast_to(mean, s.shape).reshape(scores.shape)
+
+
+def group_normalized(
+    scores: np.ndarray, valid: np.ndarray, group_size: int, eps: float = 1e-6
+) -> np.ndarray:
+    """GRPO advantage ``(s_j - mean) / (std + eps)`` within each group at each row.
+
+    ``std`` is the population standard deviation of the valid members; a group whose
+    members all scored the same gets advantage 0.
+    """
+    s = group_view(np.where(valid, scores, 0.0), group_size)
+    v = group_view(valid, group_size)
+    count = np.maximum(v.sum(-1, keepdims=True), 1)
+    mean = s.sum(-1, keepdims=True) / count
+    var = (np.where(v, s - mean, 0.0) ** 2).sum(-1, keepdims=True) / count
+    adv = np.where(v, (s - mean) / (np.sqrt(var) + eps), 0.0)
+    return adv.reshape(scores.shape)
+
+
+def episode_scores(rewards: np.ndarray, valid: np.ndarray, gamma: float) -> np.ndarray:
+    """Each slot's (discounted) episode return, broadcast to its valid steps ``(T, N)``."""
+    total = returns_to_go(rewards, valid, gamma)[0]
+    return np.where(valid, total[None, :], 0.0)
+
+
+def group_trials(
+    actions: np.ndarray, rewards: np.ndarray, valid: np.ndarray, group_size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What each group tried at each step: the members' actions and their rewards.
+
+    Returns ``(tried, scored, use)``, each ``(T, N, G)``: for slot ``i`` at step ``t``,
+    the actions of every member of ``i``'s group at ``t``, their rewards, and whether
+    each entry counts (the member was playing, and its action is not a repeat of an
+    earlier member's, so a set of tried actions counts each action once).
+    """
+    t, n = actions.shape
+    g = group_size
+    a = group_view(actions, g)  # (T, Gn, G)
+    r = group_view(rewards, g)
+    v = group_view(valid, g)
+    repeat = np.zeros(a.shape, bool)
+    for k in range(1, g):
+        repeat[..., k] = ((a[..., :k] == a[..., k : k + 1]) & v[..., :k]).any(-1)
+    use = v & ~repeat
+
+    def per_slot(x: np.ndarray) -> np.ndarray:
+        return np.repeat(x, g, axis=1).reshape(t, n, g)  # (T, N, G)
+
+    return per_slot(a), per_slot(r), per_slot(use)
+
+
+def observed_reward_nll(
+    logits: torch.Tensor, tried: torch.Tensor, scored: torch.Tensor, use: torch.Tensor
+) -> torch.Tensor:
+    """Negative log-likelihood of the rewards the group observed, per step ``(B,)``.
+
+    For a deterministic per-step 0/1 reward that is 1 for exactly one action (NER's
+    token reward, classification): the group tried the set ``S`` at this step. If an
+    action of ``S`` scored, the loss is ``-log pi(that action)``; if none did, it is
+    ``-log(1 - sum_{a in S} pi(a))``, the likelihood that the right action is one not
+    tried. Its gradient is cross-entropy's where the right action was found, and it
+    never vanishes where the policy is wrong (unlike ``pi(gold) * grad log pi(gold)``).
+
+    Args:
+        logits: ``(B, A)`` the member's own (masked) logits at the step.
+        tried: ``(B, G)`` actions the group tried at this step.
+        scored: ``(B, G)`` their rewards (0 or 1).
+        use: ``(B, G)`` which entries count (see :func:`group_trials`).
+    """
+    log_p = torch.log_softmax(logits, -1).gather(1, tried)  # (B, G)
+    # a large finite "log 0" rather than -inf: logsumexp over only -inf has a NaN gradient,
+    # which torch.where would carry into the loss even from the branch it does not take
+    never = -1e9
+    log_p = log_p.masked_fill(~use, never)
+    hit = use & (scored > 0)
+    found = hit.any(-1)
+    log_hit = torch.logsumexp(log_p.masked_fill(~hit, never), -1)
+    # log(1 - sum pi(S)), clamped: a set covering (almost) all the mass has no room left
+    mass = torch.logsumexp(log_p, -1).exp().clamp(max=1.0 - 1e-6)
+    log_miss = torch.log1p(-mass)
+    return -torch.where(found, log_hit, log_miss)

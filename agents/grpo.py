@@ -1,0 +1,75 @@
+"""GRPO (Shao et al. 2024): PPO's clipped surrogate on group-normalised advantages.
+
+Critic-free. ``G`` slots play each example (group rollouts, ``agents/common/group.py``)
+and each sample's advantage is its score standardised within its group,
+``(s - mean) / (std + eps)``: per step for dense rewards (``baseline="step"``: each NER
+word is compared with the group's other samples at that word) or per episode for sparse
+ones (``"episode"``). The update is PPO's (``n_epochs`` passes of clipped minibatch steps,
+each unique context encoded once per minibatch), with an optional KL penalty to the frozen
+initial policy (``kl_coef``).
+
+On NER with ``distinct_actions`` a group tries ``G`` different tags per word: where one
+of them is right it gets a large positive advantage and the others negative ones, however
+little mass the policy gave it, so the gradient does not vanish where the policy is wrong
+(as ``pi(gold) * grad log pi(gold)`` does for independent samples).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from textgym.errors import TextgymError
+
+from .common.checkpoints import register_algorithm
+from .common.group import episode_scores, group_normalized, returns_to_go
+from .ppo import PPO, PPOSettings
+
+BASELINES = ("step", "episode")
+
+
+@dataclass
+class GRPOSettings(PPOSettings):
+    """GRPO hyperparameters (PPO's, on top of :class:`OnPolicySettings`; no critic)."""
+
+    group_size: int = 4
+    """Samples per example (``G``) that are standardised against each other."""
+    baseline: str = "step"
+    """``"step"``: standardise returns-to-go at each step (dense rewards); ``"episode"``:
+    whole-episode returns (sparse rewards)."""
+    gamma: float = 1.0
+    """Discount of the returns that are compared (0: each step's own reward)."""
+    vf_coef: float = 0.0
+    """No critic: the value head is not trained."""
+    normalize_advantage: bool = False
+    """The advantages are standardised within groups already."""
+    n_epochs: int = 1
+    """Passes over each rollout."""
+
+
+@register_algorithm
+class GRPO(PPO):
+    """GRPO with a transformer policy on group rollouts; see :class:`GRPOSettings`."""
+
+    name = "grpo"
+    settings_class = GRPOSettings
+
+    def _setup(self) -> None:
+        s = self.settings
+        if s.baseline not in BASELINES:
+            raise TextgymError(f"grpo baseline must be one of {BASELINES}, not {s.baseline!r}")
+        if s.group_size < 2:
+            raise TextgymError(f"grpo needs group_size >= 2, not {s.group_size}")
+        super()._setup()
+
+    def _compute_advantages(self) -> None:
+        """Group-normalised advantages instead of GAE; returns are the compared scores."""
+        s, buf = self.settings, self.buffer
+        buf.finalize()
+        if s.baseline == "step":
+            scores = returns_to_go(buf.rewards, buf.valid, s.gamma)
+        else:
+            scores = episode_scores(buf.rewards, buf.valid, s.gamma)
+        buf.advantages[:] = group_normalized(scores, buf.valid, s.group_size)
+        buf.returns[:] = np.where(buf.valid, scores, 0.0)

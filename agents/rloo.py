@@ -1,0 +1,185 @@
+"""RLOO: REINFORCE with a leave-one-out group baseline (Kool et al. 2019; Ahmadian et al. 2024).
+
+Critic-free. ``G`` slots play each example (group rollouts, ``agents/common/group.py``);
+each sample's baseline is the mean of the group's other samples, compared per step
+(``baseline="step"``, dense rewards such as NER's token reward: each word is compared with
+the other samples at that word) or per episode (``"episode"``, sparse rewards such as
+ROUGE at the end of a summary).
+
+Three objectives (``objective``):
+
+- ``"plain"``: ``-A * log pi(a)`` with the leave-one-out advantage ``A``. Unbiased, but on
+  NER its expectation for a word is still ``pi(gold) * grad log pi(gold)``, which
+  vanishes where the policy is wrong: it collapses to all-"O" like plain REINFORCE.
+- ``"scaled"``: the same advantage divided by the group's mean reward (its estimate of
+  the expected reward, floored at ``value_floor``): the gradient of ``log E[r]`` rather
+  than ``E[r]``, which does not vanish where the policy is wrong. For any reward.
+- ``"loglik"``: for deterministic per-step 0/1 rewards that are 1 for exactly one action
+  (NER's token reward, classification): the log-likelihood of the rewards the group
+  observed (:func:`~.common.group.observed_reward_nll`). Every member learns from every
+  action its group tried at that step; with ``distinct_actions`` a group of 4 tries 4
+  different tags per word. Measured outside the project (MiniLM, 4k CoNLL sentences, 2
+  epochs): 0.820 entity-F1, 0.98x supervised, where plain RLOO with 8 samples stayed at
+  0.000.
+
+The update is one gradient step per rollout on on-policy data, so the rollout's own
+forward pass (run with autograd) serves as the update's (``single_pass``): a sentence costs
+one encoder forward and one backward however many samples its group draws.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from textgym.errors import TextgymError
+
+from .common.checkpoints import register_algorithm
+from .common.group import (
+    episode_scores,
+    group_mean,
+    group_trials,
+    leave_one_out,
+    observed_reward_nll,
+    returns_to_go,
+)
+from .common.on_policy import OnPolicyAlgorithm, OnPolicySettings
+
+OBJECTIVES = ("loglik", "scaled", "plain")
+BASELINES = ("step", "episode")
+
+
+@dataclass
+class RLOOSettings(OnPolicySettings):
+    """RLOO hyperparameters (on top of :class:`OnPolicySettings`; no critic is trained)."""
+
+    group_size: int = 4
+    """Samples per example (``G``); the baseline of each is the mean of the other G-1."""
+    objective: str = "scaled"
+    """``"loglik"``, ``"scaled"`` or ``"plain"``; see the module docstring."""
+    baseline: str = "step"
+    """``"step"``: compare returns-to-go at the same step (dense rewards); ``"episode"``:
+    compare whole-episode returns (sparse rewards)."""
+    gamma: float = 1.0
+    """Discount of the returns that are compared (0: each step's own reward)."""
+    value_floor: float = 0.05
+    """``"scaled"``: lower bound on the group's mean reward that divides the advantage."""
+    single_pass: bool = True
+    """Reuse the rollout's forward pass for the update (one encoder pass per example).
+    False re-encodes in minibatches of ``batch_size`` steps (bounded memory for very
+    large rollouts), accumulating one gradient step."""
+
+
+@register_algorithm
+class RLOO(OnPolicyAlgorithm):
+    """RLOO with a transformer policy on group rollouts; see :class:`RLOOSettings`."""
+
+    name = "rloo"
+    settings_class = RLOOSettings
+
+    def _setup(self) -> None:
+        s = self.settings
+        if s.objective not in OBJECTIVES:
+            raise TextgymError(f"rloo objective must be one of {OBJECTIVES}, not {s.objective!r}")
+        if s.baseline not in BASELINES:
+            raise TextgymError(f"rloo baseline must be one of {BASELINES}, not {s.baseline!r}")
+        if s.group_size < 2:
+            raise TextgymError(
+                f"rloo needs group_size >= 2 (a leave-one-out baseline), not {s.group_size}"
+            )
+        trainable = [p for p in self.policy.policy_parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(trainable, lr=s.learning_rate)
+        self.rollout_grad = s.single_pass
+
+    def _compute_advantages(self) -> None:
+        """Group advantages instead of GAE (no critic)."""
+        s, buf = self.settings, self.buffer
+        buf.finalize()
+        valid = buf.valid
+        if s.objective == "loglik":
+            rewards = buf.rewards[valid]
+            if not np.isin(rewards, (0.0, 1.0)).all():
+                bad = rewards[~np.isin(rewards, (0.0, 1.0))][0]
+                raise TextgymError(
+                    f"rloo objective='loglik' needs per-step rewards of 0 or 1 (1 for exactly "
+                    f"the right action), got {bad!r}: use objective='scaled' for this env"
+                )
+            tried, scored, use = group_trials(buf.actions, buf.rewards, valid, s.group_size)
+            buf.extras = {"tried": tried, "scored": scored, "use": use}
+            buf.advantages[:] = 0.0
+            return
+        if s.baseline == "step":
+            scores = returns_to_go(buf.rewards, valid, s.gamma)
+        else:
+            scores = episode_scores(buf.rewards, valid, s.gamma)
+        adv = leave_one_out(scores, valid, s.group_size)
+        if s.objective == "scaled":
+            adv = adv / np.maximum(group_mean(scores, valid, s.group_size), s.value_floor)
+        buf.advantages[:] = np.where(valid, adv, 0.0)
+
+    def _loss(
+        self,
+        dist: torch.distributions.Categorical,
+        actions: torch.Tensor,
+        advantages: torch.Tensor,
+        extras: dict[str, torch.Tensor],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed ``(policy loss, entropy)`` over a set of steps."""
+        if self.settings.objective == "loglik":
+            nll = observed_reward_nll(
+                dist.logits, extras["tried"].long(), extras["scored"], extras["use"].bool()
+            )
+            return nll.sum(), dist.entropy().sum()
+        return -(advantages * dist.log_prob(actions)).sum(), dist.entropy().sum()
+
+    def train(self) -> dict[str, float]:
+        s, buf = self.settings, self.buffer
+        n_valid = max(int(buf.valid.sum()), 1)
+        self.optimizer.zero_grad()
+        policy_loss = entropy = 0.0
+        if self.rollout_grad:
+            steps = self.rollout_logits
+            t = np.concatenate([np.full(len(rows), t) for t, rows, _ in steps])
+            rows = np.concatenate([rows for _, rows, _ in steps])
+            logits = torch.cat([lg for _, _, lg in steps])  # (B, A), autograd graph intact
+
+            def at(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+                return torch.as_tensor(np.ascontiguousarray(a[t, rows]), device=self.device).to(
+                    dtype
+                )
+
+            extras = {
+                k: at(v, torch.float32 if v.dtype.kind == "f" else torch.long)
+                for k, v in buf.extras.items()
+            }
+            dist = torch.distributions.Categorical(logits=logits)
+            pl, ent = self._loss(
+                dist, at(buf.actions, torch.long), at(buf.advantages, torch.float32), extras
+            )
+            ((pl - s.ent_coef * ent) / n_valid).backward()
+            policy_loss, entropy = pl.item(), ent.item()
+            self.rollout_logits = []
+        else:
+            for mb in buf.minibatches(s.batch_size, self.rng, self.device):
+                _, _, _, dist = self.policy.evaluate_actions(
+                    mb.contexts, mb.ctx_index, mb.obs, mb.actions, mb.action_masks
+                )
+                pl, ent = self._loss(dist, mb.actions, mb.advantages, mb.extras)
+                ((pl - s.ent_coef * ent) / n_valid).backward()
+                policy_loss += pl.item()
+                entropy += ent.item()
+        torch.nn.utils.clip_grad_norm_(self.policy.parameters(), s.max_grad_norm)
+        self.optimizer.step()
+        rewards = buf.rewards[buf.valid]
+        out = {
+            "train/policy_loss": policy_loss / n_valid,
+            "train/entropy": entropy / n_valid,
+            "train/learning_rate": self.optimizer.param_groups[0]["lr"],
+            "train/reward_mean": float(rewards.mean()) if rewards.size else 0.0,
+        }
+        if s.objective == "loglik":
+            hit = (buf.extras["use"] & (buf.extras["scored"] > 0)).any(-1)[buf.valid]
+            out["train/found_fraction"] = float(hit.mean()) if hit.size else 0.0
+        return out

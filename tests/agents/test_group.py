@@ -1,0 +1,264 @@
+"""Group rollouts and the group agents (RLOO, GRPO): hand-checked math, encoder calls,
+save/load and resume. Learning is checked in test_learning.py."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from textgym.agents import GRPO, PPO, RLOO
+from textgym.agents.common.group import (
+    ExampleSchedule,
+    group_normalized,
+    group_trials,
+    leave_one_out,
+    observed_reward_nll,
+    returns_to_go,
+    sample_group_actions,
+)
+
+import textgym  # noqa: F401
+
+SMALL_ENVS = {
+    "TextNER-v0": {"max_tokens": 32},
+    "TextClassification-v0": {"max_tokens": 32},
+    "TextSummarization-v0": {"max_source_tokens": 32, "max_summary_tokens": 4},
+}
+
+
+def group_agent(cls, env_id, seed=0, **extra):
+    hparams = dict(n_envs=8, group_size=4, batch_size=64, learning_rate=1e-3) | extra
+    return cls(
+        env_id, policy="tiny", seed=seed, device="cpu", env_kwargs=SMALL_ENVS[env_id], **hparams
+    )
+
+
+# ----- math, against hand-computed values ---------------------------------------------------
+
+
+def test_leave_one_out_compares_each_sample_with_the_others_at_the_same_step():
+    # one step, two groups of 3; the second group's last member had already finished
+    scores = np.array([[1.0, 0.0, 0.0, 3.0, 1.0, 9.0]])
+    valid = np.array([[True, True, True, True, True, False]])
+    adv = leave_one_out(scores, valid, 3)
+    np.testing.assert_allclose(adv, [[1.0, -0.5, -0.5, 2.0, -2.0, 0.0]])
+
+
+def test_leave_one_out_gives_zero_to_a_member_alone_in_its_group():
+    adv = leave_one_out(np.array([[5.0, 7.0]]), np.array([[True, False]]), 2)
+    np.testing.assert_array_equal(adv, [[0.0, 0.0]])
+
+
+def test_group_normalized_standardises_within_each_group():
+    scores = np.array([[1.0, 0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 2.0]])
+    adv = group_normalized(scores, np.ones_like(scores, bool), 4)
+    std = np.sqrt(0.75 * 0.25)  # population std of (1, 0, 0, 0)
+    np.testing.assert_allclose(
+        adv[0, :4], [0.75 / std, -0.25 / std, -0.25 / std, -0.25 / std], 1e-5
+    )
+    np.testing.assert_array_equal(adv[0, 4:], 0.0)  # equal scores: no signal
+
+
+def test_returns_to_go_stop_at_each_slots_episode_end():
+    rewards = np.array([[1.0, 1.0], [2.0, 0.0], [4.0, 0.0]])
+    valid = np.array([[True, True], [True, False], [True, False]])
+    np.testing.assert_allclose(
+        returns_to_go(rewards, valid, 0.5), [[3.0, 1.0], [4.0, 0.0], [4.0, 0.0]]
+    )
+
+
+def test_group_trials_count_each_tried_action_once():
+    actions = np.array([[2, 2, 5, 1]])  # one group of 4: member 1 repeats member 0
+    rewards = np.array([[0.0, 0.0, 1.0, 0.0]])
+    tried, scored, use = group_trials(actions, rewards, np.ones((1, 4), bool), 4)
+    assert tried.shape == (1, 4, 4)
+    np.testing.assert_array_equal(tried[0, 3], [2, 2, 5, 1])
+    np.testing.assert_array_equal(scored[0, 0], [0, 0, 1, 0])
+    np.testing.assert_array_equal(use[0, 1], [True, False, True, True])
+
+
+def test_observed_reward_nll_by_hand():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.2], [0.5, 0.3, 0.2]]))
+    tried = torch.tensor([[0, 1], [0, 1]])
+    scored = torch.tensor([[0.0, 1.0], [0.0, 0.0]])
+    use = torch.ones(2, 2, dtype=torch.bool)
+    nll = observed_reward_nll(logits, tried, scored, use)
+    # found: -log pi(1); none scored: -log(1 - pi(0) - pi(1)) = -log pi(2)
+    torch.testing.assert_close(nll, -torch.log(torch.tensor([0.3, 0.2])))
+
+
+def test_observed_reward_nll_has_finite_gradients_where_nothing_scored():
+    logits = torch.zeros(1, 4, requires_grad=True)
+    nll = observed_reward_nll(
+        logits, torch.tensor([[0, 1]]), torch.zeros(1, 2), torch.tensor([[True, False]])
+    )
+    nll.sum().backward()
+    assert torch.isfinite(logits.grad).all()
+    # the tried action loses mass, the untried ones gain it
+    assert logits.grad[0, 0] > 0 and (logits.grad[0, 1:] < 0).all()
+
+
+def test_distinct_sampling_gives_each_member_of_a_group_another_action():
+    probs = torch.tensor([[0.97, 0.01, 0.01, 0.01]]).repeat(8, 1)  # 2 groups of 4
+    actions = sample_group_actions(probs, 4, torch.Generator().manual_seed(0), distinct=True)
+    for group in actions.view(2, 4):
+        assert sorted(group.tolist()) == [0, 1, 2, 3]
+    # fewer actions than members: the extra members sample from their own distribution
+    actions = sample_group_actions(
+        torch.tensor([[0.5, 0.5]]).repeat(3, 1), 3, torch.Generator().manual_seed(0), True
+    )
+    assert set(actions[:2].tolist()) == {0, 1}
+
+
+def test_example_schedule_covers_the_split_before_repeating():
+    schedule = ExampleSchedule(10)
+    rng = np.random.default_rng(0)
+    first = schedule.draw(6, rng)
+    second = schedule.draw(4, rng)
+    assert sorted(np.concatenate([first, second]).tolist()) == list(range(10))
+
+
+# ----- group rollouts on the real envs ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("env_id", list(SMALL_ENVS))
+def test_group_rollout_plays_one_example_per_group_and_one_episode_per_slot(env_id):
+    model = group_agent(GRPO, env_id, distinct_actions=env_id != "TextSummarization-v0")
+    model.collect_rollouts()
+    buf = model.buffer
+    assert buf.num_contexts <= 2  # one context per group, merged by content
+    ctx = buf.ctx_ids[0].reshape(2, 4)
+    assert (ctx == ctx[:, :1]).all()
+    # each slot's valid steps are one episode, ended (terminated or truncated) at its last
+    done = (buf.terminated | buf.truncated) & buf.valid
+    np.testing.assert_array_equal(done.sum(0), 1)
+    last = buf.valid.sum(0) - 1
+    assert done[last, np.arange(8)].all()
+    assert model.num_timesteps == int(buf.valid.sum())
+
+
+def test_distinct_actions_differ_within_each_group_at_every_step():
+    model = group_agent(RLOO, "TextNER-v0", distinct_actions=True, objective="loglik")
+    model.collect_rollouts()
+    buf = model.buffer
+    actions = buf.actions[: buf.pos].reshape(buf.pos, 2, 4)
+    valid = buf.valid[: buf.pos].reshape(buf.pos, 2, 4)
+    for t in range(buf.pos):
+        for g in range(2):
+            played = actions[t, g][valid[t, g]]
+            assert len(set(played.tolist())) == len(played)
+
+
+def count_encoder_rows(model):
+    rows = []
+    encode = model.policy.encode
+    model.policy.encode = lambda ctx: rows.append(len(ctx["input_ids"])) or encode(ctx)
+    return rows
+
+
+@pytest.mark.parametrize("cls", [GRPO, PPO], ids=lambda c: c.name)
+def test_identical_contexts_are_encoded_once_per_group_in_rollout_and_update(cls):
+    """G = 4 slots per sentence: one encoder row per group in the rollout, and one per
+    unique sentence in each update minibatch (one minibatch holds the whole rollout)."""
+    model = group_agent(cls, "TextNER-v0", n_envs=16, batch_size=10_000, n_epochs=1)
+    rows = count_encoder_rows(model)
+    model.collect_rollouts()
+    assert rows == [4]  # 16 slots, 4 groups: one encoder call of 4 rows
+    model.train()
+    assert sum(rows[1:]) == model.buffer.num_contexts <= 4
+
+
+def test_rloo_single_pass_reuses_the_rollout_forward():
+    """RLOO's update is the rollout's own forward pass: no encoder call in train()."""
+    model = group_agent(RLOO, "TextNER-v0", objective="loglik", distinct_actions=True)
+    rows = count_encoder_rows(model)
+    model.collect_rollouts()
+    assert rows == [2]
+    before = [p.detach().clone() for p in model.policy.encoder.parameters()]
+    model.train()
+    assert rows == [2]
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(before, model.policy.encoder.parameters(), strict=True)
+    )
+
+
+def test_rloo_single_pass_and_minibatch_updates_agree():
+    a = group_agent(RLOO, "TextNER-v0", objective="loglik", distinct_actions=True, seed=5)
+    b = group_agent(
+        RLOO, "TextNER-v0", objective="loglik", distinct_actions=True, seed=5, single_pass=False
+    )
+    for model in (a, b):
+        model.collect_rollouts()
+        model.train()
+    for p, q in zip(a.policy.parameters(), b.policy.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6)
+
+
+def test_loglik_objective_refuses_rewards_other_than_0_and_1():
+    model = RLOO(
+        "TextSummarization-v0",
+        policy="tiny",
+        device="cpu",
+        env_kwargs=SMALL_ENVS["TextSummarization-v0"],
+        n_envs=4,
+        group_size=2,
+        objective="loglik",
+    )
+    with pytest.raises(textgym.errors.TextgymError, match="objective='scaled'"):
+        for _ in range(5):  # until some summary scores a ROUGE strictly between 0 and 1
+            model.collect_rollouts()
+            model.train()
+
+
+def test_group_size_must_divide_n_envs():
+    with pytest.raises(textgym.errors.TextgymError, match="group_size=3 must divide n_envs=8"):
+        group_agent(GRPO, "TextNER-v0", group_size=3)
+
+
+# ----- the agents' public surface -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("env_id", list(SMALL_ENVS))
+@pytest.mark.parametrize("cls", [RLOO, GRPO], ids=lambda c: c.name)
+def test_group_agents_learn_save_and_load_identically(cls, env_id, tmp_path):
+    extra = {"objective": "scaled", "baseline": "episode"} if cls is RLOO else {}
+    model = group_agent(cls, env_id, **extra)
+    model.learn(100, progress_bar=False)
+    row = model.logger.rows[-1]
+    assert np.isfinite(row["train/policy_loss"]) and np.isfinite(row["train/entropy"])
+    model.save(tmp_path / "m")
+    loaded = cls.load(tmp_path / "m", device="cpu")
+    env = gym.make_vec(env_id, num_envs=4, **SMALL_ENVS[env_id])
+    obs, _ = env.reset(seed=1)
+    for _ in range(3):
+        a, _ = model.predict(obs)
+        b, _ = loaded.predict(obs)
+        np.testing.assert_array_equal(a, b)
+        obs, *_ = env.step(a)
+
+
+@pytest.mark.parametrize("cls", [RLOO, GRPO], ids=lambda c: c.name)
+def test_group_agents_resume_the_step_count_and_the_example_order(cls, tmp_path):
+    model = group_agent(cls, "TextNER-v0")
+    model.learn(100, progress_bar=False)
+    model.save(tmp_path / "ckpt", training_state=True)
+    steps = model.num_timesteps
+    resumed = cls.load(tmp_path / "ckpt", device="cpu")
+    assert resumed.num_timesteps == steps
+    assert resumed.schedule.state() == model.schedule.state()
+    model.learn(100, progress_bar=False, reset_num_timesteps=False)
+    resumed.learn(100, progress_bar=False, reset_num_timesteps=False)
+    assert resumed.num_timesteps == model.num_timesteps > steps
+    for p, q in zip(model.policy.parameters(), resumed.policy.parameters(), strict=True):
+        torch.testing.assert_close(p, q)
+
+
+def test_same_seed_gives_identical_group_training_on_cpu():
+    runs = []
+    for _ in range(2):
+        model = group_agent(RLOO, "TextNER-v0", seed=3, objective="loglik", distinct_actions=True)
+        model.learn(150, progress_bar=False)
+        runs.append(
+            [{k: v for k, v in r.items() if k.startswith("train/")} for r in model.logger.rows]
+        )
+    assert runs[0] == runs[1]
