@@ -52,6 +52,16 @@ def test_one_invalid_byte_in_a_utf8_file_names_the_line_and_offset(tmp_path):
     assert corpus.splits["train"][0].words[0] == "東京".encode().decode("latin-1")
 
 
+def test_real_replacement_characters_are_not_counted_as_bad_bytes(tmp_path):
+    """Found by the fuzzer at 1500 examples: two genuine U+FFFD characters and one bad byte
+    were counted as three bad sequences against two good ones, and read as cp1252."""
+    path = tmp_path / "data.csv"
+    path.write_bytes(b"\x80text,label\n\xef\xbf\xbd,a\n\xef\xbf\xbd,a\n")
+    with pytest.raises(DataError) as err:
+        load_corpus("classification", "csv", data_files={"train": path})
+    assert err.value.line == 1 and "byte 0x80 at byte offset 0" in str(err.value)
+
+
 def test_a_wholly_cp1252_file_is_still_read_as_cp1252(tmp_path):
     path = tmp_path / "train.txt"
     path.write_bytes(_conll([[["Café", "B-LOC"], ["£5", "O"]]]).encode("cp1252"))

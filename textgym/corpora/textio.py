@@ -99,7 +99,8 @@ def decode(data: bytes, encoding: str | None = None, path: str | None = None) ->
         first = err
     valid = len(_UTF8_MULTIBYTE.findall(data))
     if valid:
-        invalid = len(data.decode("utf-8-sig", "replace").split("\ufffd")) - 1
+        # U+FFFD marks each bad sequence, less the U+FFFD characters the file really holds
+        invalid = data.decode("utf-8", "replace").count("\ufffd") - data.count(b"\xef\xbf\xbd")
         if valid >= invalid:
             hint = (
                 f"; the rest of the file is UTF-8 ({valid} multi-byte characters, {invalid} "
