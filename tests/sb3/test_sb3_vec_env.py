@@ -159,3 +159,7 @@ def test_rejects_next_step_autoreset():
     env = gym.vector.SyncVectorEnv([lambda: gym.make("TextClassification-v0", max_tokens=16)])
     with pytest.raises(TextgymError, match="SAME_STEP"):
         TextgymVecEnv(env)
+    native = gym.make_vec("TextClassification-v0", num_envs=2, max_tokens=16)  # next-step
+    with pytest.raises(TextgymError, match="autoreset_mode=AutoresetMode.SAME_STEP"):
+        TextgymVecEnv(native)
+    assert make_sb3_vec_env("TextClassification-v0", 2, max_tokens=16).num_envs == 2
