@@ -8,10 +8,15 @@ ones (``"episode"``). The update is PPO's (``n_epochs`` passes of clipped miniba
 each unique context encoded once per minibatch), with an optional KL penalty to the frozen
 initial policy (``kl_coef``).
 
-On NER with ``distinct_actions`` a group tries ``G`` different tags per word: where one
-of them is right it gets a large positive advantage and the others negative ones, however
-little mass the policy gave it, so the gradient does not vanish where the policy is wrong
-(as ``pi(gold) * grad log pi(gold)`` does for independent samples).
+On NER with ``distinct_actions`` a group tries ``G`` different tags per word: member 0
+samples from the policy and members 1..G-1 are *probes* that take actions member 0 did
+not. Where a probe finds the right tag it gets a large positive advantage however little
+mass the policy gave it, so the gradient does not vanish where the policy is wrong (as
+``pi(gold) * grad log pi(gold)`` does for independent samples). A probe's negative
+advantage is dropped: probes are tried because the policy ranked them low, and pushing
+each one down raises every other logit in proportion to its probability, which on NER
+pushes "O" up at every word without end (measured: all-"O" with the tiny encoder on a
+CoNLL subset, F1 0.41 with probes' negative advantages dropped).
 """
 
 from __future__ import annotations
@@ -71,5 +76,14 @@ class GRPO(PPO):
             scores = returns_to_go(buf.rewards, buf.valid, s.gamma)
         else:
             scores = episode_scores(buf.rewards, buf.valid, s.gamma)
-        buf.advantages[:] = group_normalized(scores, buf.valid, s.group_size)
+        adv = group_normalized(scores, buf.valid, s.group_size)
+        if s.distinct_actions:
+            # members 1..G-1 took the actions member 0 did not: they are probes, tried
+            # *because* the policy ranked them below. Their negative advantages would
+            # push that mass onto the policy's favourite at every step (on NER: "O" for
+            # ever, since the gradient of -log pi(probe) raises every other logit by its
+            # probability); only what a probe found better counts
+            probe = (np.arange(buf.num_envs) % s.group_size) > 0
+            adv = np.where(probe[None, :], np.maximum(adv, 0.0), adv)
+        buf.advantages[:] = adv
         buf.returns[:] = np.where(buf.valid, scores, 0.0)

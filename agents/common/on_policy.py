@@ -86,6 +86,9 @@ class OnPolicySettings:
     """Evaluate on ``eval_split`` every this many env steps (0: never during learn)."""
     eval_split: str = "validation"
     """Split used for periodic evaluation."""
+    policy_kwargs: dict | None = None
+    """Arguments of the policy class built from ``policy`` when it is a name (SB3's
+    ``policy_kwargs``), e.g. ``{"previous_tag": false}`` for the NER tagger."""
     freeze_encoder: bool = False
     """Train only the heads. The encoder's output for a context then never changes, so
     each distinct context is encoded once for the whole run (:class:`FrozenEncodings`):
@@ -168,7 +171,9 @@ class OnPolicyAlgorithm(CheckpointMixin):
             self.policy = policy
             check_positions(policy.encoder, context_length, getattr(policy, "encoder_name", ""))
         else:
-            self.policy = make_policy(policy, self.env_info, context_length)
+            self.policy = make_policy(
+                policy, self.env_info, context_length, self.settings.policy_kwargs
+            )
         # dropout off: the update must see the same probabilities the rollout sampled from
         self.policy.to(self.device).eval()
         if self.settings.freeze_encoder:

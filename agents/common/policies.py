@@ -213,12 +213,27 @@ class TaggerPolicy(ActorCritic):
     The encoder reads the sentence once; tags chosen so far enter only the head (an
     embedding of the previous word's tag, or a start symbol), so the encoding stays valid
     for the whole episode.
+
+    Args:
+        previous_tag: Condition on the previous word's tag. False reads the start symbol
+            at every word: each word's tag then depends on the sentence alone, as in a
+            token-classification head. Group agents that try several distinct tags per
+            word leave most slots with histories the policy would never produce; without
+            this input those histories cannot mislead it.
     """
 
     task = "ner"
 
-    def __init__(self, encoder: nn.Module, n_actions: int, encoder_name: str = "", **_: Any):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        n_actions: int,
+        encoder_name: str = "",
+        previous_tag: bool = True,
+        **_: Any,
+    ):
         super().__init__(encoder, n_actions, encoder_name)
+        self.previous_tag = previous_tag
         tag_dim = max(16, self.hidden // 4)
         # ids 0..A-1 tags, A = "not tagged yet" (as in the observation), A + 1 = start
         self.tag_embedding = nn.Embedding(n_actions + 2, tag_dim)
@@ -229,8 +244,12 @@ class TaggerPolicy(ActorCritic):
         pos = contexts["word_starts"][ctx_index, word].clamp(max=hidden.shape[1] - 1)  # (B,)
         h_word = hidden[ctx_index, pos]  # (B, H)
         prev = obs["tags"].gather(1, (word - 1).clamp(min=0)[:, None])[:, 0]  # (B,)
-        prev = torch.where(word == 0, torch.full_like(prev, self.n_actions + 1), prev)
+        start = (word == 0) | (not self.previous_tag)
+        prev = torch.where(start, torch.full_like(prev, self.n_actions + 1), prev)
         return self.trunk(torch.cat([h_word, self.tag_embedding(prev)], -1))
+
+    def config(self) -> dict[str, Any]:
+        return super().config() | {"previous_tag": self.previous_tag}
 
 
 class ClassifierPolicy(ActorCritic):
@@ -522,7 +541,10 @@ POLICIES: dict[str, type[ActorCritic]] = {
 
 
 def make_policy(
-    encoder_name: str, env_info: dict[str, Any], context_length: int | None = None
+    encoder_name: str,
+    env_info: dict[str, Any],
+    context_length: int | None = None,
+    policy_kwargs: dict[str, Any] | None = None,
 ) -> ActorCritic:
     """The policy for ``env_info["task"]`` over a freshly loaded encoder.
 
@@ -530,9 +552,21 @@ def make_policy(
     task, n_actions, vocab_size, pad_token_id, eos_token_id, max_summary_tokens.
     ``context_length`` is the length of the env's ``input_ids``: an encoder with fewer
     positions is refused here rather than failing at the first rollout ("tiny" is sized
-    to fit).
+    to fit). ``policy_kwargs``: arguments of the task's policy class (e.g.
+    ``{"previous_tag": False}`` for the tagger); an unknown one is a TypeError.
     """
-    if env_info["task"] == "summarization" and is_causal_lm(encoder_name):
+    policy_kwargs = dict(policy_kwargs or {})
+    causal = env_info["task"] == "summarization" and is_causal_lm(encoder_name)
+    cls = CausalLMPolicy if causal else POLICIES[env_info["task"]]
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "encoder", "_"}
+    reserved = set(env_info) | {"encoder_name"}  # set from the env and --policy
+    unknown = sorted(set(policy_kwargs) - (accepted - reserved))
+    if unknown:
+        raise TypeError(
+            f"{cls.__name__} got unknown policy_kwargs {unknown}; valid: "
+            f"{sorted(accepted - reserved)}"
+        )
+    if causal:
         # the LM also reads the separator and the summary after the source
         length = (
             None
@@ -540,9 +574,9 @@ def make_policy(
             else context_length + env_info.get("max_summary_tokens", 0) + 1
         )
         model = load_encoder(encoder_name, env_info["vocab_size"], length, causal_lm=True)
-        return CausalLMPolicy(model, encoder_name=encoder_name, **env_info)
+        return CausalLMPolicy(model, encoder_name=encoder_name, **env_info, **policy_kwargs)
     encoder = load_encoder(encoder_name, env_info["vocab_size"], context_length)
-    return POLICIES[env_info["task"]](encoder, encoder_name=encoder_name, **env_info)
+    return cls(encoder, encoder_name=encoder_name, **env_info, **policy_kwargs)
 
 
 def policy_from_config(config: dict[str, Any]) -> ActorCritic:

@@ -262,3 +262,14 @@ def test_same_seed_gives_identical_group_training_on_cpu():
             [{k: v for k, v in r.items() if k.startswith("train/")} for r in model.logger.rows]
         )
     assert runs[0] == runs[1]
+
+
+def test_grpo_drops_only_the_probes_negative_advantages():
+    model = group_agent(GRPO, "TextNER-v0", distinct_actions=True, gamma=0.0)
+    model.collect_rollouts()
+    buf = model.buffer
+    plain = group_normalized(buf.rewards, buf.valid, 4)
+    probe = (np.arange(8) % 4) > 0
+    np.testing.assert_allclose(buf.advantages[:, ~probe], plain[:, ~probe], atol=1e-6)
+    np.testing.assert_allclose(buf.advantages[:, probe], np.maximum(plain[:, probe], 0), atol=1e-6)
+    assert (plain[:, ~probe] < 0).any() or (plain[:, probe] < 0).any()

@@ -4,15 +4,15 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from textgym.agents import PPO
+from textgym.agents import GRPO, PPO, RLOO
 
 import textgym  # noqa: F401
 
 CONLL = Path(__file__).parents[3] / "shared" / "data" / "conll2003" / "train.txt"
 
 
-@pytest.mark.slow
-def test_ppo_learns_entities_not_all_o_on_a_small_ner_subset(tmp_path):
+def conll_subset(tmp_path) -> dict:
+    """The first 40 CoNLL-2003 training sentences as every split (learning = fitting them)."""
     if not CONLL.exists():
         pytest.skip(f"shared data not found at {CONLL}")
     blocks = CONLL.read_text().split("\n\n")
@@ -20,7 +20,12 @@ def test_ppo_learns_entities_not_all_o_on_a_small_ner_subset(tmp_path):
     subset = tmp_path / "ner.txt"
     subset.write_text("\n\n".join(sentences) + "\n")
     files = {split: str(subset) for split in ("train", "validation", "test")}
-    kwargs = {"dataset": "conll", "data_files": files, "max_tokens": 48}
+    return {"dataset": "conll", "data_files": files, "max_tokens": 48}
+
+
+@pytest.mark.slow
+def test_ppo_learns_entities_not_all_o_on_a_small_ner_subset(tmp_path):
+    kwargs = conll_subset(tmp_path)
     model = PPO(
         "TextNER-v0",
         policy="tiny",
@@ -61,6 +66,54 @@ def test_ppo_classification_beats_the_majority_class():
         gae_lambda=0.0,
     )
     model.learn(6144, progress_bar=False)
+    result = model.evaluate("validation")
+    gold = [p["label"] for p in result.predictions]
+    majority = Counter(gold).most_common(1)[0][1] / len(gold)
+    assert result.metrics["accuracy"] > majority + 0.15, (result.metrics["accuracy"], majority)
+
+
+GROUP_NER = dict(n_envs=8, group_size=4, distinct_actions=True, learning_rate=1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "cls, extra",
+    [(RLOO, {"objective": "loglik"}), (GRPO, {"gamma": 0.0, "n_epochs": 1, "batch_size": 1024})],
+    ids=["rloo", "grpo"],
+)
+def test_group_agents_learn_entities_not_all_o_on_a_small_ner_subset(cls, extra, tmp_path):
+    kwargs = conll_subset(tmp_path)
+    model = cls(
+        "TextNER-v0", policy="tiny", seed=0, device="cpu", env_kwargs=kwargs, **GROUP_NER, **extra
+    )
+    model.learn(45_000, progress_bar=False)
+    result = model.evaluate("train")
+    assert result.metrics["f1"] > 0.2, result.report
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "cls, extra, steps",
+    [
+        # 4 distinct labels of 5 per document: nearly a supervised step per document
+        (RLOO, {"objective": "loglik", "n_envs": 64, "learning_rate": 3e-3}, 24_576),
+        (GRPO, {"n_epochs": 2, "batch_size": 64, "n_envs": 32, "learning_rate": 1e-3}, 12_288),
+    ],
+    ids=["rloo", "grpo"],
+)
+def test_group_agents_classification_beat_the_majority_class(cls, extra, steps):
+    model = cls(
+        "TextClassification-v0",
+        policy="tiny",
+        seed=0,
+        device="cpu",
+        env_kwargs={"max_tokens": 64},
+        group_size=4,
+        distinct_actions=True,
+        gamma=0.0,
+        **extra,
+    )
+    model.learn(steps, progress_bar=False)
     result = model.evaluate("validation")
     gold = [p["label"] for p in result.predictions]
     majority = Counter(gold).most_common(1)[0][1] / len(gold)
