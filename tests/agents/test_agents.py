@@ -256,5 +256,5 @@ def test_cli_train_then_eval_in_subprocess(tmp_path):
     assert scores["accuracy"] == summary["test_metrics"]["accuracy"]
 
 
-def test_algorithms_registry_lists_all_three():
-    assert set(ALGORITHMS) == {"ppo", "reinforce", "trpo"}
+def test_algorithms_registry_lists_all_five():
+    assert set(ALGORITHMS) == {"ppo", "reinforce", "trpo", "rloo", "grpo"}

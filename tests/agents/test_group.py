@@ -253,15 +253,25 @@ def test_group_agents_resume_the_step_count_and_the_example_order(cls, tmp_path)
         torch.testing.assert_close(p, q)
 
 
-def test_same_seed_gives_identical_group_training_on_cpu():
+@pytest.mark.parametrize(
+    "cls, env_id, extra",
+    [
+        (RLOO, "TextNER-v0", {"objective": "loglik", "distinct_actions": True}),
+        (GRPO, "TextSummarization-v0", {"baseline": "episode"}),
+    ],
+    ids=["rloo-ner", "grpo-summarization"],
+)
+def test_same_seed_gives_identical_group_training_on_cpu(cls, env_id, extra):
     runs = []
     for _ in range(2):
-        model = group_agent(RLOO, "TextNER-v0", seed=3, objective="loglik", distinct_actions=True)
+        model = group_agent(cls, env_id, seed=3, **extra)
         model.learn(150, progress_bar=False)
-        runs.append(
-            [{k: v for k, v in r.items() if k.startswith("train/")} for r in model.logger.rows]
-        )
-    assert runs[0] == runs[1]
+        logs = [{k: v for k, v in r.items() if k.startswith("train/")} for r in model.logger.rows]
+        runs.append((logs, model.policy.state_dict()))
+    (logs_a, weights_a), (logs_b, weights_b) = runs
+    assert logs_a == logs_b and logs_a[0]
+    for key, tensor in weights_a.items():
+        assert torch.equal(tensor, weights_b[key]), key
 
 
 def test_grpo_drops_only_the_probes_negative_advantages():
