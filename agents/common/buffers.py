@@ -157,17 +157,18 @@ class RolloutBuffer:
     def full(self) -> bool:
         return self.pos == self.n_steps
 
-    def finalize(self) -> None:
+    def finalize(self, merge: bool = True) -> None:
         """Join the context table and merge identical contexts; call once the rollout is complete.
 
         Contexts are identified by content: the same sentence stored twice (the slots of
         a group rollout, or one drawn again by another slot) becomes one context, so an
-        update encodes it once.
+        update encodes it once. ``merge=False`` keeps every stored context apart (the
+        naive agent that ``context_cache=False`` measures).
         """
         self.valid[self.pos :] = False  # a group rollout may end before n_steps
         self.ctx_ids[self.pos :] = 0
         contexts = {k: np.concatenate(v) for k, v in self._ctx_chunks.items()}
-        if self.num_contexts > 1:
+        if merge and self.num_contexts > 1:
             rows = np.concatenate(
                 [
                     contexts[k].reshape(self.num_contexts, -1).astype(np.int64)

@@ -431,7 +431,7 @@ class OnPolicyAlgorithm(CheckpointMixin):
         )
         if s.scale_advantage_by_value:
             buf.advantages /= np.maximum(buf.values, s.value_floor)
-        buf.finalize()
+        buf.finalize(merge=s.context_cache)
 
     def _track_episodes(
         self, rewards: np.ndarray, done: np.ndarray, playing: np.ndarray | None = None
