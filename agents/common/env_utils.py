@@ -58,7 +58,8 @@ def make_vector_env(env: Any, n_envs: int, env_kwargs: dict | None = None) -> gy
         if mode != AutoresetMode.SAME_STEP:
             raise TextgymError(
                 f"the vector env's autoreset mode is {mode}; textgym agents need "
-                "AutoresetMode.SAME_STEP (gymnasium.make_vec(env_id) gives it for textgym ids)"
+                "AutoresetMode.SAME_STEP: gymnasium.make_vec(env_id, num_envs=n, "
+                "autoreset_mode=AutoresetMode.SAME_STEP) gives it for textgym ids"
             )
         return env
     if isinstance(env, gym.Env):

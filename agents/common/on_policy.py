@@ -565,7 +565,12 @@ class OnPolicyAlgorithm(CheckpointMixin):
             self._predict_version = self.num_updates
         self._predict_cache.update(obs, obs_t)
         logits, _ = self._predict_cache.heads(obs_t)
-        masks = None if action_masks is None else torch.as_tensor(action_masks, device=self.device)
+        # int8 masks (Gymnasium's sampler convention) as well as bool ones: nonzero = allowed
+        masks = (
+            None
+            if action_masks is None
+            else torch.as_tensor(np.asarray(action_masks) != 0, device=self.device)
+        )
         if deterministic:
             actions = self.policy.distribution(logits, masks).probs.argmax(-1)
         else:
