@@ -46,6 +46,7 @@ from .common.group import (
     returns_to_go,
 )
 from .common.on_policy import OnPolicyAlgorithm, OnPolicySettings
+from .common.optim import make_adam
 
 OBJECTIVES = ("loglik", "scaled", "plain")
 BASELINES = ("step", "episode")
@@ -90,7 +91,7 @@ class RLOO(OnPolicyAlgorithm):
                 f"rloo needs group_size >= 2 (a leave-one-out baseline), not {s.group_size}"
             )
         trainable = [p for p in self.policy.policy_parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(trainable, lr=s.learning_rate)
+        self.optimizer = make_adam(trainable, s.learning_rate)
         self.rollout_grad = s.single_pass
 
     def _compute_advantages(self) -> None:

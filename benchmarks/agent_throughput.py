@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from textgym.agents import PPO, RLOO
 from textgym.agents.common.hyperparams import default_hyperparams
+from textgym.agents.common.optim import make_adam
 from textgym.agents.common.supervised import ner_arrays, sentence_batches, supervised_step
 
 import textgym  # noqa: F401
@@ -105,7 +106,7 @@ class Supervised:
         template = make_ppo(args, args.n_envs, True)  # builds the same policy architecture
         self.policy, self.device = template.policy, template.device
         lr = template.settings.learning_rate
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=lr)
+        self.optimizer = make_adam(self.policy.parameters(), lr)
         env = gym.make(ENV_ID, **env_kwargs(args.max_tokens))
         self.arrays = ner_arrays(env, limit=args.sentences)
         self.batch_size = args.batch_size

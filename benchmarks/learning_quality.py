@@ -50,6 +50,7 @@ from textgym.agents import ALGORITHMS
 from textgym.agents.common.caches import FrozenEncodings
 from textgym.agents.common.hyperparams import default_hyperparams
 from textgym.agents.common.on_policy import OnPolicyAlgorithm
+from textgym.agents.common.optim import make_adam
 from textgym.agents.common.supervised import ner_arrays, sentence_batches, supervised_step
 
 import textgym  # noqa: F401
@@ -104,7 +105,7 @@ def ner_part(args: argparse.Namespace, env_kwargs: dict) -> tuple[dict, dict]:
     if isinstance(policy.encode, FrozenEncodings):  # supervised fine-tunes the encoder
         del policy.encode
         policy.encoder.requires_grad_(True)
-    optimizer = torch.optim.Adam(policy.parameters(), lr=args.supervised_lr)
+    optimizer = make_adam(policy.parameters(), args.supervised_lr)
     torch.manual_seed(args.seed)
     arrays = ner_arrays(gym.make("TextNER-v0", **env_kwargs))
     batch = default_hyperparams("TextNER-v0", "ppo").get("batch_size", 256)

@@ -44,6 +44,7 @@ from .env_utils import (
 from .gae import compute_gae
 from .group import ExampleSchedule, sample_group_actions
 from .logger import Logger
+from .optim import make_adam
 from .policies import ActorCritic, make_policy, obs_to_tensors
 
 
@@ -232,7 +233,7 @@ class OnPolicyAlgorithm(CheckpointMixin):
     def _setup(self) -> None:
         """Create optimisers (default: one Adam over the whole policy)."""
         trainable = [p for p in self.policy.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(trainable, lr=self.settings.learning_rate)
+        self.optimizer = make_adam(trainable, self.settings.learning_rate)
 
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """Named optimisers whose state checkpoints keep (for ``--resume``)."""
