@@ -44,7 +44,7 @@ from textgym.io import lock_dir
 
 from .common.checkpoints import ALGORITHMS
 from .common.encoders import is_causal_lm
-from .common.hyperparams import default_hyperparams
+from .common.hyperparams import default_agent, default_hyperparams
 from .common.io import atomic_write_json, read_json, resolve_dir
 from .common.on_policy import OnPolicyAlgorithm, scalar_metrics
 
@@ -55,7 +55,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     # the ones given (checked against the run) from the ones left out (taken from it).
     p = subparsers.add_parser("train", help="train an agent on an env and write a run directory")
     p.add_argument("env_id", help="e.g. TextNER-v0")
-    p.add_argument("--agent", choices=sorted(ALGORITHMS), default=None, help="default: ppo")
+    p.add_argument(
+        "--agent",
+        choices=sorted(ALGORITHMS),
+        default=None,
+        help="default: the env's default_agent in hyperparams.yaml (rloo for TextNER-v0, else ppo)",
+    )
     p.add_argument("--policy", default=None, help="minilm (default), tiny, or an HF name/path")
     p.add_argument("--timesteps", type=int, default=20_000, help="env steps to train for")
     p.add_argument("--seed", type=int, default=None, help="default: 0")
@@ -496,7 +501,7 @@ def _check_splits(model: OnPolicyAlgorithm) -> None:
 
 
 def _new_model(args: argparse.Namespace, out: Path) -> OnPolicyAlgorithm:
-    agent = args.agent or "ppo"
+    agent = args.agent or default_agent(args.env_id)
     policy = args.policy or "minilm"
     cls = ALGORITHMS[agent]
     hparams = default_hyperparams(args.env_id, agent)

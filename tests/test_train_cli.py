@@ -350,3 +350,18 @@ def test_eval_finds_relative_data_files_from_another_directory(tmp_path, monkeyp
     capsys.readouterr()
     assert cli.main(["eval", str(project / "run"), "--device", "cpu"]) == 0
     assert "test split: 30 examples" in capsys.readouterr().out
+
+
+def test_ner_without_agent_trains_the_envs_default_agent(tmp_path):
+    """hyperparams.yaml names RLOO as TextNER-v0's default agent (PPO elsewhere)."""
+    out = tmp_path / "run"
+    run = [
+        "TextNER-v0", "--policy", "tiny", "--device", "cpu",
+        "--env-kwargs", json.dumps({"max_tokens": 16}),
+        "--hparams", json.dumps({"n_envs": 8}), "--eval-freq", "0", "--no-progress",
+    ]  # fmt: skip
+    assert train(out, run=run, timesteps=32) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["agent"] == "rloo"
+    assert summary["hyperparameters"]["group_size"] == 4
+    assert summary["hyperparameters"]["objective"] == "loglik"
