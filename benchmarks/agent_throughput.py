@@ -30,6 +30,10 @@ the absolute rates are noisy; the ratios compare runs of the same process. There
 jobs on a 2-core CPU, a 2-sentence MiniLM forward took 1.1 s on 2 threads and 0.05 s on 1.
 
 Prints a table and, last, the headline ratio (a).
+
+Measured 2026-12-01 (``--threads 1``, load average about 1): PPO 339 env-steps/s, naive
+PPO 34.8, supervised 540 words/s, RLOO 481 corpus words/s; (a) 9.7x, (b) 0.63, (c) 1.00,
+(d) 0.89.
 """
 
 from __future__ import annotations
@@ -59,18 +63,10 @@ def env_kwargs(max_tokens: int) -> dict:
     return {"dataset": "conll", "data_dir": str(DATA_DIR.resolve()), "max_tokens": max_tokens}
 
 
-def make_ppo(args: argparse.Namespace, steps: int, context_cache: bool) -> PPO:
-    hparams = default_hyperparams(ENV_ID, "ppo") | {
-        "n_envs": args.n_envs,
-        "n_steps": max(steps // args.n_envs, 1),
-        "batch_size": args.batch_size,
-        "n_epochs": 1,
-        "eval_freq": 0,
-        "context_cache": context_cache,
-        "episode_rollouts": context_cache,  # the naive run keeps the step-wise loop
-        "freeze_encoder": False,  # the comparison is about fine-tuning the encoder
-    }
-    return PPO(
+def make_agent(cls: type, args: argparse.Namespace, **overrides) -> PPO | RLOO:
+    """``cls`` with its NER defaults and ``overrides``, on CoNLL-2003, no periodic evaluation."""
+    hparams = default_hyperparams(ENV_ID, cls.name) | {"eval_freq": 0} | overrides
+    return cls(
         ENV_ID,
         policy=args.policy,
         seed=0,
@@ -80,15 +76,17 @@ def make_ppo(args: argparse.Namespace, steps: int, context_cache: bool) -> PPO:
     )
 
 
-def make_rloo(args: argparse.Namespace) -> RLOO:
-    hparams = default_hyperparams(ENV_ID, "rloo") | {"eval_freq": 0}
-    return RLOO(
-        ENV_ID,
-        policy=args.policy,
-        seed=0,
-        device=args.device,
-        env_kwargs=env_kwargs(args.max_tokens),
-        **hparams,
+def make_ppo(args: argparse.Namespace, steps: int, context_cache: bool) -> PPO:
+    return make_agent(
+        PPO,
+        args,
+        n_envs=args.n_envs,
+        n_steps=max(steps // args.n_envs, 1),
+        batch_size=args.batch_size,
+        n_epochs=1,
+        context_cache=context_cache,
+        episode_rollouts=context_cache,  # the naive run keeps the step-wise loop
+        freeze_encoder=False,  # the comparison is about fine-tuning the encoder
     )
 
 
@@ -205,7 +203,7 @@ def main() -> None:
     cached_sps = ppo_steps_per_s(cached, args.steps)
     sup_wps = sup.words_per_s(args.steps)
     naive_sps = ppo_steps_per_s(naive, args.naive_steps)
-    rloo = make_rloo(args)
+    rloo = make_agent(RLOO, args)
     rloo_wps = ppo_steps_per_s(rloo, args.steps * rloo.settings.group_size) / (
         rloo.settings.group_size
     )
