@@ -35,6 +35,9 @@ Measured (``--threads 1``, 3-minute budgets, whole CoNLL test split, 2-core CPU,
   (load average 0.5-2.5). With 32 slots and the per-tensor Adam (load 3-6, two test
   suites beside it): RLOO 0.4951 after 17k words, where supervised at the same words had
   0.349; GRPO 0.000.
+- ``--skip ner --agents rloo grpo --sum-minutes 3``: bbc-news accuracy RLOO 0.9795, GRPO
+  0.9754; headlines ROUGE-L RLOO 0.2180 (11.8k steps), GRPO 0.2090, lead-8 0.2090, best
+  span 0.5102.
 - Earlier (6-minute budgets, 41 min): supervised 0.820; PPO 0.506; TRPO 0.264;
   REINFORCE 0.074; bbc-news accuracy PPO 0.971, REINFORCE 0.955, TRPO 0.971; headlines
   ROUGE-L PPO 0.2184 vs lead-8 0.2090.
