@@ -25,13 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from textgym.errors import TextgymError
-
 from .common.checkpoints import register_algorithm
-from .common.group import episode_scores, group_normalized, returns_to_go
+from .common.group import check_group_settings, group_normalized, group_scores
 from .ppo import PPO, PPOSettings
-
-BASELINES = ("step", "episode")
 
 
 @dataclass
@@ -61,21 +57,13 @@ class GRPO(PPO):
     settings_class = GRPOSettings
 
     def _setup(self) -> None:
-        s = self.settings
-        if s.baseline not in BASELINES:
-            raise TextgymError(f"grpo baseline must be one of {BASELINES}, not {s.baseline!r}")
-        if s.group_size < 2:
-            raise TextgymError(f"grpo needs group_size >= 2, not {s.group_size}")
+        check_group_settings("grpo", self.settings.baseline, self.settings.group_size)
         super()._setup()
 
     def _compute_advantages(self) -> None:
         """Group-normalised advantages instead of GAE; returns are the compared scores."""
         s, buf = self.settings, self.buffer
-        buf.finalize()
-        if s.baseline == "step":
-            scores = returns_to_go(buf.rewards, buf.valid, s.gamma)
-        else:
-            scores = episode_scores(buf.rewards, buf.valid, s.gamma)
+        scores = group_scores(buf.rewards, buf.valid, s.baseline, s.gamma)
         adv = group_normalized(scores, buf.valid, s.group_size)
         if s.distinct_actions:
             # members 1..G-1 took the actions member 0 did not: they are probes, tried

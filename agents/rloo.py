@@ -38,18 +38,17 @@ from textgym.errors import TextgymError
 
 from .common.checkpoints import register_algorithm
 from .common.group import (
-    episode_scores,
+    check_group_settings,
     group_mean,
+    group_scores,
     group_trials,
     leave_one_out,
     observed_reward_nll,
-    returns_to_go,
 )
 from .common.on_policy import OnPolicyAlgorithm, OnPolicySettings
 from .common.optim import make_adam
 
 OBJECTIVES = ("loglik", "scaled", "plain")
-BASELINES = ("step", "episode")
 
 
 @dataclass
@@ -84,12 +83,7 @@ class RLOO(OnPolicyAlgorithm):
         s = self.settings
         if s.objective not in OBJECTIVES:
             raise TextgymError(f"rloo objective must be one of {OBJECTIVES}, not {s.objective!r}")
-        if s.baseline not in BASELINES:
-            raise TextgymError(f"rloo baseline must be one of {BASELINES}, not {s.baseline!r}")
-        if s.group_size < 2:
-            raise TextgymError(
-                f"rloo needs group_size >= 2 (a leave-one-out baseline), not {s.group_size}"
-            )
+        check_group_settings("rloo", s.baseline, s.group_size)
         trainable = [p for p in self.policy.policy_parameters() if p.requires_grad]
         self.optimizer = make_adam(trainable, s.learning_rate)
         self.rollout_grad = s.single_pass
@@ -97,7 +91,6 @@ class RLOO(OnPolicyAlgorithm):
     def _compute_advantages(self) -> None:
         """Group advantages instead of GAE (no critic)."""
         s, buf = self.settings, self.buffer
-        buf.finalize()
         valid = buf.valid
         if s.objective == "loglik":
             rewards = buf.rewards[valid]
@@ -111,10 +104,7 @@ class RLOO(OnPolicyAlgorithm):
             buf.extras = {"tried": tried, "scored": scored, "use": use}
             buf.advantages[:] = 0.0
             return
-        if s.baseline == "step":
-            scores = returns_to_go(buf.rewards, valid, s.gamma)
-        else:
-            scores = episode_scores(buf.rewards, valid, s.gamma)
+        scores = group_scores(buf.rewards, valid, s.baseline, s.gamma)
         adv = leave_one_out(scores, valid, s.group_size)
         if s.objective == "scaled":
             adv = adv / np.maximum(group_mean(scores, valid, s.group_size), s.value_floor)
@@ -144,21 +134,10 @@ class RLOO(OnPolicyAlgorithm):
             steps = self.rollout_logits
             t = np.concatenate([np.full(len(rows), t) for t, rows, _ in steps])
             rows = np.concatenate([rows for _, rows, _ in steps])
+            mb = buf.get(t * buf.num_envs + rows, self.device)  # the same steps, in order
             logits = torch.cat([lg for _, _, lg in steps])  # (B, A), autograd graph intact
-
-            def at(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
-                return torch.as_tensor(np.ascontiguousarray(a[t, rows]), device=self.device).to(
-                    dtype
-                )
-
-            extras = {
-                k: at(v, torch.float32 if v.dtype.kind == "f" else torch.long)
-                for k, v in buf.extras.items()
-            }
             dist = torch.distributions.Categorical(logits=logits)
-            pl, ent = self._loss(
-                dist, at(buf.actions, torch.long), at(buf.advantages, torch.float32), extras
-            )
+            pl, ent = self._loss(dist, mb.actions, mb.advantages, mb.extras)
             ((pl - s.ent_coef * ent) / n_valid).backward()
             policy_loss, entropy = pl.item(), ent.item()
             self.rollout_logits = []

@@ -26,6 +26,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from textgym.errors import TextgymError
+
 
 class ExampleSchedule:
     """Example indices in epochs: each pass over the split is a fresh shuffle.
@@ -104,6 +106,29 @@ def returns_to_go(rewards: np.ndarray, valid: np.ndarray, gamma: float) -> np.nd
         running = np.where(valid[t], rewards[t] + gamma * running, 0.0)
         out[t] = running
     return out
+
+
+BASELINES = ("step", "episode")
+
+
+def check_group_settings(agent: str, baseline: str, group_size: int) -> None:
+    """Refuse settings a group agent cannot run with, naming the agent and the value."""
+    if baseline not in BASELINES:
+        raise TextgymError(f"{agent} baseline must be one of {BASELINES}, not {baseline!r}")
+    if group_size < 2:
+        raise TextgymError(
+            f"{agent} needs group_size >= 2 (a baseline from the group's other samples), "
+            f"not {group_size}"
+        )
+
+
+def group_scores(rewards: np.ndarray, valid: np.ndarray, baseline: str, gamma: float) -> np.ndarray:
+    """What the members of a group are compared on, ``(T, N)``: the return-to-go at each
+    step (``baseline="step"``, dense rewards) or the whole episode's return on each of its
+    steps (``"episode"``, sparse rewards)."""
+    if baseline == "step":
+        return returns_to_go(rewards, valid, gamma)
+    return episode_scores(rewards, valid, gamma)
 
 
 def group_view(x: np.ndarray, group_size: int) -> np.ndarray:

@@ -192,10 +192,9 @@ class OnPolicyAlgorithm(CheckpointMixin):
         self.num_updates = 0
         self.wall_time = 0.0  # seconds spent in learn(), over resumed runs too
         self.eval_history: list[dict[str, float]] = []
-        # algorithms whose update is one gradient step on on-policy data (rloo) set this in
-        # _setup:
-        # the group rollout then runs the policy with autograd on and keeps its logits,
-        # so the rollout's forward pass is also the update's (no second encoder pass)
+        # set in _setup by an algorithm whose update is one gradient step on on-policy data
+        # (rloo): the group rollout then runs the policy with autograd on and keeps its
+        # logits, so the rollout's forward pass is also the update's (no second encoder pass)
         self.rollout_grad = False
         self.rollout_logits: list[tuple[int, np.ndarray, torch.Tensor]] = []
         self.logger = Logger(log_dir)
@@ -263,11 +262,12 @@ class OnPolicyAlgorithm(CheckpointMixin):
         return actions, dist.log_prob(actions)
 
     def collect_rollouts(self) -> None:
-        """Fill ``self.buffer`` with one rollout and compute advantages (GAE)."""
+        """Fill ``self.buffer`` with one rollout and compute its advantages."""
         if self._episode_mode:
             self._collect_group_rollout()
         else:
             self._collect_steps()
+        self.buffer.finalize(merge=self.settings.context_cache)
         self._compute_advantages()
 
     @torch.no_grad()
@@ -346,11 +346,11 @@ class OnPolicyAlgorithm(CheckpointMixin):
         grad = self.rollout_grad and torch.is_grad_enabled()
         with torch.set_grad_enabled(grad):
             obs_t = obs_to_tensors(obs, self.device)
-            contexts = {k: obs_t[k][torch.as_tensor(leaders)] for k in self.policy.context_keys}
+            leaders_t = torch.as_tensor(leaders, device=self.device)
+            contexts = {k: obs_t[k][leaders_t] for k in self.policy.context_keys}
             hidden = self.policy.encode(contexts)  # (n_groups, L', H)
             slot_ctx = torch.as_tensor(np.repeat(np.arange(n // g), g), device=self.device)
             alive = np.ones(n, bool)
-            placeholder = np.zeros(n, np.int64)
             while alive.any():
                 if buf.pos == buf.n_steps:
                     raise TextgymError(
@@ -380,9 +380,7 @@ class OnPolicyAlgorithm(CheckpointMixin):
                 actions = actions_t.cpu().numpy()
                 parked = ~alive
                 if parked.any():  # any valid action; the env plays it on a new episode
-                    actions[parked] = (
-                        np.argmax(masks[parked], 1) if masks is not None else placeholder[parked]
-                    )
+                    actions[parked] = np.argmax(masks[parked], 1) if masks is not None else 0
                 buf.add(
                     obs,
                     ctx_ids,
@@ -420,6 +418,7 @@ class OnPolicyAlgorithm(CheckpointMixin):
         buf.next_values[:] = np.where(done, buf.next_values, following)
 
     def _compute_advantages(self) -> None:
+        """GAE from the critic (algorithms without one override this)."""
         s, buf = self.settings, self.buffer
         buf.advantages[:], buf.returns[:] = compute_gae(
             buf.rewards,
@@ -432,7 +431,6 @@ class OnPolicyAlgorithm(CheckpointMixin):
         )
         if s.scale_advantage_by_value:
             buf.advantages /= np.maximum(buf.values, s.value_floor)
-        buf.finalize(merge=s.context_cache)
 
     def _track_episodes(
         self, rewards: np.ndarray, done: np.ndarray, playing: np.ndarray | None = None
