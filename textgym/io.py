@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,6 +76,38 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented, key-sorted JSON to ``path`` atomically."""
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[str]:
+    """Yield a temporary directory beside ``path``; once the block has filled it, fsync its
+    files and rename it to ``path``, so that ``path`` is absent or complete, never half
+    written. If the block raises, the temporary directory is removed.
+
+    Raises:
+        FileExistsError: ``path`` exists already (another writer published it first); the
+            temporary directory is removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    os.chmod(tmp, 0o777 & ~_umask())
+    try:
+        yield str(tmp)
+        for entry in tmp.iterdir():
+            with open(entry, "rb") as f:
+                os.fsync(f.fileno())
+        fsync_dir(tmp)
+        try:
+            os.rename(tmp, path)  # refuses a non-empty directory in the way
+        except OSError as err:
+            if path.exists():
+                raise FileExistsError(f"{path} exists already") from err
+            raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    fsync_dir(path.parent)
 
 
 # Directory locks this process holds: path -> [open handle, depth]. flock locks belong to

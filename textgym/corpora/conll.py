@@ -18,7 +18,7 @@ strict: such an ``I-X`` is reported as an error instead of repaired.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from textgym.errors import DataError, TextgymError
 
@@ -116,17 +116,31 @@ def parse_conll(text: str, path: str, tag_scheme: str = "auto") -> list[NERExamp
         DataError: A line has one column only (no tag), or a tag is not IOB; the message
             names the file, the 1-based line number and the offending value.
     """
+    return [
+        NERExample(tuple(words), tuple(tags))
+        for words, tags in iter_conll(split_lines(text), path, tag_scheme)
+    ]
+
+
+def iter_conll(
+    lines: Iterable[str], path: str, tag_scheme: str = "auto"
+) -> Iterator[tuple[list[str], list[str]]]:
+    """The sentences of CoNLL ``lines`` (without their line ends) as (words, IOB2 tags),
+    one at a time: what :func:`parse_conll` reads, for files too large to hold.
+
+    Raises:
+        DataError: As :func:`parse_conll`, with the 1-based number of the line.
+    """
     strict = tag_scheme == "iob2"
-    sentences: list[NERExample] = []
     words: list[str] = []
     tags: list[str] = []
     good_tags = {"O"}
     prev = "O"
-    for lineno, line in enumerate(split_lines(text), 1):
+    for lineno, line in enumerate(lines, 1):
         cols = split_columns(line)
         if not cols or cols[0] == "-DOCSTART-":
             if words:
-                sentences.append(NERExample(tuple(words), tuple(tags)))
+                yield words, tags
                 words, tags = [], []
             prev = "O"
             continue
@@ -148,5 +162,4 @@ def parse_conll(text: str, path: str, tag_scheme: str = "auto") -> list[NERExamp
         tags.append(tag)
         prev = tag
     if words:
-        sentences.append(NERExample(tuple(words), tuple(tags)))
-    return sentences
+        yield words, tags

@@ -10,7 +10,7 @@ from typing import Any
 
 from textgym.errors import DataError, TextgymError
 
-from . import hub, local, packaged
+from . import hub, local, packaged, store
 from .conll import check_tag_scheme
 from .records import Corpus, check_task, make_corpus
 from .splits import carve_validation, hash_split
@@ -231,6 +231,14 @@ def _load_plan(req: _Request, plan: local.LocalPlan) -> Corpus:
         "source_column": req.columns.source,
         "target_column": req.columns.target,
     }
+    if store.plan_size(plan) >= store.STREAM_MIN_BYTES:
+        request = {
+            "tag_scheme": req.tag_scheme,
+            "encoding": req.encoding,
+            "empty_targets": req.empty_targets,
+            "columns": columns,
+        }
+        return store.load_stored(req.task, plan, name, req.options(plan.fmt), request)
     parts = local.read_plan(
         req.task, plan, req.tag_scheme, columns, req.encoding, req.empty_targets
     )

@@ -33,7 +33,7 @@ from textgym.errors import DataError, TextgymError
 
 from .conll import parse_conll
 from .records import SPLIT_ALIASES, SPLITS
-from .tabular import read_records, records_to_examples
+from .tabular import iter_examples, read_records, records_to_examples
 from .textio import read_text
 
 LOCAL_FORMATS = ("conll", "csv", "tsv", "jsonl", "json", "parquet", "arrow")
@@ -273,23 +273,51 @@ def read_plan(
     for split, paths in plan.files.items():
         examples: list = []
         for path in paths:
-            text = read_text(path, encoding)
-            if plan.fmt == "conll":
-                found = parse_conll(text, path, tag_scheme)
-            else:
-                cols, records = read_records(text, path, plan.fmt)
-                found = records_to_examples(
-                    task,
-                    cols,
-                    records,
-                    path,
-                    tag_scheme=tag_scheme,
-                    empty_targets=empty_targets,
-                    **columns,
-                )
+            found = read_file(task, plan.fmt, path, tag_scheme, columns, encoding, empty_targets)
             if not found:
-                what = f"the {split} split" if split else "the corpus"
-                raise DataError(f"no examples in this file ({what} would be empty)", path)
+                raise empty_file_error(split, path)
             examples.extend(found)
         out[split] = examples
     return out
+
+
+def read_file(
+    task: str,
+    fmt: str,
+    path: str,
+    tag_scheme: str,
+    columns: Mapping[str, str | None],
+    encoding: str | None = None,
+    empty_targets: str = "error",
+    dropped: list | None = None,
+) -> list:
+    """The examples of one text file (conll, csv, tsv, jsonl), read whole.
+
+    ``dropped``: where to count the examples ``empty_targets="drop"`` leaves out (one item
+    each) instead of warning.
+    """
+    text = read_text(path, encoding)
+    if fmt == "conll":
+        return parse_conll(text, path, tag_scheme)
+    cols, records = read_records(text, path, fmt)
+    if dropped is None:
+        return records_to_examples(
+            task, cols, records, path, tag_scheme=tag_scheme, empty_targets=empty_targets, **columns
+        )
+    examples = iter_examples(
+        task,
+        cols,
+        records,
+        path,
+        tag_scheme=tag_scheme,
+        empty_targets=empty_targets,
+        dropped=dropped,
+        **columns,
+    )
+    return list(examples)
+
+
+def empty_file_error(split: str | None, path: str) -> DataError:
+    """The error for a data file that holds no example."""
+    what = f"the {split} split" if split else "the corpus"
+    return DataError(f"no examples in this file ({what} would be empty)", path)

@@ -153,17 +153,25 @@ def ner_labels(examples: Iterable[NERExample]) -> tuple[str, ...]:
     return ("O", *sorted(seen, key=lambda tag: (tag[2:], tag[0] != "B")))
 
 
-def _feed(h: Any, example: Example) -> None:
-    # Unit/record separators cannot occur inside a whitespace-split word and are
-    # vanishingly rare in text, so the encoding is unambiguous in practice.
+def fingerprint_hasher(task: str, labels: tuple[str, ...], options: Mapping[str, Any]) -> Any:
+    """The fingerprint's hash, fed with its header. Then, per non-empty split in
+    :data:`SPLITS` order, ``"\\x00<split>\\x00<count>\\x00"`` and :func:`example_bytes` of
+    each example (see :func:`make_corpus`)."""
+    h = hashlib.blake2b(digest_size=16)
+    header = {"version": _FORMAT_VERSION, "task": task, "labels": labels, "options": options}
+    h.update(json.dumps(header, sort_keys=True, default=str).encode("utf-8"))
+    return h
+
+
+def example_bytes(example: Example) -> bytes:
+    """What the fingerprint hashes of one example (ending in U+001D)."""
     if isinstance(example, NERExample):
         parts = ("\x1f".join(example.words), "\x1f".join(example.tags))
     elif isinstance(example, TextExample):
         parts = (example.text, example.label)
     else:
         parts = (example.source, example.target)
-    h.update("\x1e".join(parts).encode("utf-8", "surrogatepass"))
-    h.update(b"\x1d")
+    return "\x1e".join(parts).encode("utf-8", "surrogatepass") + b"\x1d"
 
 
 def make_corpus(
@@ -187,13 +195,13 @@ def make_corpus(
         labels = tuple(sorted({ex.label for ex in every}))
     else:
         labels = ()
-    h = hashlib.blake2b(digest_size=16)
-    header = {"version": _FORMAT_VERSION, "task": task, "labels": labels, "options": options}
-    h.update(json.dumps(header, sort_keys=True, default=str).encode("utf-8"))
+    h = fingerprint_hasher(task, labels, options)
     for split, examples in ordered.items():
         h.update(f"\x00{split}\x00{len(examples)}\x00".encode())
         for ex in examples:
-            _feed(h, ex)
+            # Unit/record separators cannot occur inside a whitespace-split word and are
+            # vanishingly rare in text, so the encoding is unambiguous in practice.
+            h.update(example_bytes(ex))
     return Corpus(
         name=name,
         task=task,

@@ -26,7 +26,7 @@ import json
 import re
 import sys
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from textgym.errors import DataError
@@ -312,9 +312,45 @@ def records_to_examples(
         DataError: A column is missing (the message lists those present), or a value has
             the wrong type, with the file and line.
     """
-    out: list = []
+    dropped: list[int | None] = []
+    out = list(
+        iter_examples(
+            task,
+            columns,
+            records,
+            path,
+            text_column=text_column,
+            label_column=label_column,
+            source_column=source_column,
+            target_column=target_column,
+            tag_scheme=tag_scheme,
+            empty_targets=empty_targets,
+            dropped=dropped,
+        )
+    )
+    if dropped:
+        warn_dropped(len(dropped), path)
+    return out
+
+
+def iter_examples(
+    task: str,
+    columns: Sequence[str],
+    records: Iterable[Record],
+    path: str,
+    *,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    source_column: str | None = None,
+    target_column: str | None = None,
+    tag_scheme: str = "auto",
+    empty_targets: str = "error",
+    dropped: list[int | None] | None = None,
+) -> Iterator:
+    """:func:`records_to_examples` one example at a time; the line of each record left out
+    by ``empty_targets="drop"`` is appended to ``dropped`` (the caller warns)."""
     if not columns:
-        return out
+        return
     if task == "ner":
         wcol = pick_column(columns, "words", None, path)
         tcol = pick_column(columns, "tags", None, path)
@@ -326,18 +362,17 @@ def records_to_examples(
             if len(raw) != len(words):
                 raise DataError(f"{record}{len(words)} words but {len(raw)} tags", path, line)
             raw = [_valid(t) if isinstance(t, str) else t for t in raw]
-            out.append(NERExample(words, to_iob2(raw, tag_scheme, path, line, record)))
+            yield NERExample(words, to_iob2(raw, tag_scheme, path, line, record))
     elif task == "classification":
         xcol = pick_column(columns, "text", text_column, path)
         ycol = pick_column(columns, "label", label_column, path)
         for line, record, fields in records:
             text = _text(_field(fields, xcol, path, line, record), xcol, path, line, record)
             label = _label(_field(fields, ycol, path, line, record), ycol, path, line, record)
-            out.append(TextExample(text, label))
+            yield TextExample(text, label)
     else:
         scol = pick_column(columns, "source", source_column, path)
         tcol = pick_column(columns, "target", target_column, path)
-        dropped = 0
         for line, record, fields in records:
             source = _text(_field(fields, scol, path, line, record), scol, path, line, record)
             target = _text(_field(fields, tcol, path, line, record), tcol, path, line, record)
@@ -350,12 +385,93 @@ def records_to_examples(
                         path,
                         line,
                     )
-                dropped += 1
+                if dropped is not None:
+                    dropped.append(line)
                 continue
-            out.append(Seq2SeqExample(source, target))
-        if dropped:
-            warn_dropped(dropped, path)
-    return out
+            yield Seq2SeqExample(source, target)
+
+
+class NeedsWholeFile(Exception):
+    """Raised by :func:`stream_records` where only a read of the whole file can tell (a JSON
+    array, a CSV quote left open in the last record): the caller reads it whole."""
+
+
+def stream_records(lines: Iterable[str], path: str, fmt: str) -> tuple[list[str], Iterator[Record]]:
+    """(column names, records) of a file read one line at a time: what :func:`read_records`
+    gives, for files too large to hold.
+
+    ``lines``: CSV/TSV lines with their line ends (a text file opened with ``newline=""``);
+    JSON Lines without them.
+
+    Raises:
+        DataError: As :func:`read_records`, as the records are read.
+        NeedsWholeFile: The file is a JSON array, or a CSV quote may be open at its end.
+    """
+    gen = (
+        _stream_delimited(lines, path, fmt) if fmt in ("csv", "tsv") else _stream_json(lines, path)
+    )
+    columns = next(gen)
+    return columns, gen
+
+
+def _stream_delimited(lines: Iterable[str], path: str, fmt: str) -> Iterator:
+    if fmt == "tsv":
+        reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
+    else:
+        reader = csv.reader(lines)
+    old_limit = csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    try:
+        try:
+            header = next((row for row in reader if row), None)
+        except csv.Error as e:
+            raise DataError(f"malformed {fmt.upper()}: {e}", path, reader.line_num) from None
+        if header is None:
+            raise DataError(f"empty file: no header row ({fmt.upper()} needs one)", path)
+        header = [name.strip() for name in header]
+        _check_unique(header, path, reader.line_num)
+        yield header
+        last_start = last_line = 0
+        try:
+            while True:
+                start = reader.line_num + 1
+                row = next(reader, None)
+                if row is None:
+                    break
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    raise DataError(
+                        f"row has {len(row)} fields, the header has {len(header)} "
+                        f"({', '.join(header)})",
+                        path,
+                        reader.line_num,
+                    )
+                last_start, last_line = start, reader.line_num
+                yield (reader.line_num, "", dict(zip(header, row, strict=True)))
+        except csv.Error as e:
+            raise DataError(f"malformed {fmt.upper()}: {e}", path, reader.line_num) from None
+        if fmt == "csv" and last_start < last_line:  # a last record of several lines
+            raise NeedsWholeFile(path)
+    finally:
+        csv.field_size_limit(old_limit)
+
+
+def _stream_json(lines: Iterable[str], path: str) -> Iterator:
+    first = True
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        if first and line.lstrip().startswith("["):
+            raise NeedsWholeFile(path)
+        item = _parse_json(line, path, lineno)
+        if not isinstance(item, dict):
+            raise DataError(f"expected a JSON object, got {type(item).__name__}", path, lineno)
+        if first:
+            yield list(item)
+            first = False
+        yield (lineno, "", item)
+    if first:
+        yield []
 
 
 def warn_dropped(count: int, where: str) -> None:

@@ -17,6 +17,7 @@ Lines end at LF, CRLF or a lone CR (old Mac files), as editors count them.
 from __future__ import annotations
 
 import codecs
+import io
 import os
 import re
 
@@ -127,6 +128,45 @@ def read_text(path: str | os.PathLike, encoding: str | None = None) -> str:
     except OSError as e:
         raise DataError(f"cannot read file: {e.strerror or e}", path) from None
     return decode(data, encoding, os.fspath(path))
+
+
+def open_text(
+    path: str | os.PathLike, encoding: str | None = None, newline: str | None = None
+) -> tuple[io.BufferedReader, io.TextIOWrapper]:
+    """A file opened to be read one line at a time, decoded as :func:`decode` would.
+
+    Returns the binary file (its ``tell()`` is the progress in bytes) and the text reader
+    over it. Detection is partial here: a UTF-16/32 byte-order mark, else UTF-8 (strict)
+    or ``encoding``. A ``UnicodeDecodeError`` while reading means the file needs
+    :func:`read_text`, which decides between an error naming the line and cp1252.
+
+    Args:
+        newline: None reads LF, CRLF and CR as line ends (lines end in "\\n"); "" keeps
+            them as they are (what the ``csv`` module wants).
+
+    Raises:
+        DataError: The file cannot be opened.
+    """
+    try:
+        raw = open(path, "rb")  # noqa: SIM115  (returned to the caller, who closes it)
+    except FileNotFoundError:
+        raise DataError("no such file", path) from None
+    except IsADirectoryError:
+        raise DataError("is a directory, expected a file", path) from None
+    except OSError as e:
+        raise DataError(f"cannot read file: {e.strerror or e}", path) from None
+    errors = "strict"
+    if encoding is not None:
+        if codecs.lookup(encoding).name == "utf-8":
+            encoding = "utf-8-sig"
+    else:
+        head = raw.peek(4)[:4]
+        encoding = "utf-8-sig"
+        for bom, detected in _BOMS:
+            if head.startswith(bom):
+                encoding, errors = detected, "replace"
+                break
+    return raw, io.TextIOWrapper(raw, encoding=encoding, errors=errors, newline=newline)
 
 
 def split_lines(text: str) -> list[str]:
