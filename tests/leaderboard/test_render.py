@@ -4,7 +4,7 @@ import json
 import re
 
 import pytest
-from lb_helpers import make_runs
+from lb_helpers import make_runs, write_summary
 
 from textgym.leaderboard.cli import main as cli_main
 from textgym.leaderboard.render import write_leaderboard
@@ -80,3 +80,43 @@ def test_without_matplotlib_the_tables_are_still_written(tmp_path, monkeypatch):
     write_leaderboard(board, tmp_path / "lb", command="test")
     assert "pip install textgym[plots]" in (tmp_path / "lb" / "leaderboard.md").read_text()
     assert not (tmp_path / "lb" / "curves").exists()
+
+
+def _curves_figure(tmp_path, runs):
+    from textgym.leaderboard.render import curves_figure
+
+    for name, changes in runs.items():
+        write_summary(tmp_path / "runs", name, **changes)
+    board = build([tmp_path / "runs"], n_resamples=200)
+    table = board.tables[0]
+    return curves_figure(table, table.specs[0])
+
+
+def test_curves_fit_the_agents_and_name_a_far_baseline(tmp_path):
+    learning = [{"timesteps": t, "f1": f, "mean_reward": f * 10} for t, f in ((0, 0.3), (64, 0.4))]
+    fig = _curves_figure(
+        tmp_path,
+        {
+            "ppo/seed0": {"validation_curve": learning},
+            "random/seed0": {
+                "agent": "random",
+                "policy": None,
+                "validation_curve": [{"timesteps": 0, "f1": 0.001, "mean_reward": 0.01}],
+            },
+        },
+    )
+    f1_axis = fig.axes[0]
+    low, high = f1_axis.get_ylim()
+    assert 0.25 < low < 0.3 and 0.4 < high < 0.45  # not stretched down to random's 0.001
+    labels = f1_axis.get_legend_handles_labels()[1]
+    assert "random (0.001, off axis)" in labels and "ppo" in labels
+    assert f1_axis.get_xlim()[0] == 0 and list(f1_axis.lines[0].get_xdata())[0] == 0
+
+
+def test_a_curve_equal_to_the_mean_return_is_drawn_once(tmp_path):
+    curve = [{"timesteps": t, "accuracy": a, "mean_reward": a} for t, a in ((0, 0.2), (8, 0.9))]
+    cls = {"env_id": "TextClassification-v0", "env_kwargs": {}, "validation_curve": curve}
+    fig = _curves_figure(tmp_path, {"ppo/seed0": cls})
+    assert len(fig.axes) == 1 and fig.axes[0].get_title() == "validation accuracy"
+    ner = _curves_figure(tmp_path / "ner", {"ppo/seed0": {}})  # F1 and return differ
+    assert [ax.get_title() for ax in ner.axes] == ["validation entity F1", "validation mean return"]

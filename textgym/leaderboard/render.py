@@ -18,6 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from textgym.leaderboard.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from textgym.leaderboard.stats import Estimate
 from textgym.leaderboard.table import EnvTable, Leaderboard, Row, Spec
@@ -63,31 +65,70 @@ def _curve(run_summary: dict, key: str) -> tuple[list[float], list[float]]:
     return [float(p["timesteps"]) for p in points], [float(p[key]) for p in points]
 
 
+def _same_curves(rows: list[Row], a: str, b: str) -> bool:
+    """Whether metric ``a`` and ``b`` trace the same curve in every run (classification's
+    accuracy is its mean return: the reward is 1 for the right label)."""
+    pairs = [(_curve(run.summary, a), _curve(run.summary, b)) for row in rows for run in row.runs]
+    pairs = [(x, y) for x, y in pairs if x[0] or y[0]]
+    return bool(pairs) and all(
+        x[0] == y[0] and np.allclose(x[1], y[1], rtol=0, atol=1e-9) for x, y in pairs
+    )
+
+
+def _fitted_limits(values: list[float]) -> tuple[float, float] | None:
+    """y-limits around ``values`` with a 5% margin (None when there are none)."""
+    if not values:
+        return None
+    low, high = min(values), max(values)
+    margin = 0.05 * (high - low) if high > low else max(abs(high) * 0.05, 0.01)
+    return low - margin, high + margin
+
+
 def plot_curves(table: EnvTable, spec: Spec) -> bytes | None:
-    """PNG of the validation metric and mean return against env steps.
+    """PNG of :func:`curves_figure` (None when it has no figure)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = curves_figure(table, spec)
+    if fig is None:
+        return None
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def curves_figure(table: EnvTable, spec: Spec):
+    """Matplotlib figure of the validation metric (and the mean return, where it differs)
+    against env steps.
 
     None when no RL agent of the spec recorded validation points.
 
-    RL agents: mean over seeds with a min-max band. Baselines: a dashed line at their
-    final validation value (they do not learn from env steps).
+    RL agents: mean over seeds with a min-max band, from their evaluation at step 0 (the
+    untrained policy). Baselines: a dashed line at their final validation value (they do
+    not learn from env steps). The y-axis is fitted to the RL agents' curves and the
+    baselines that fall near them: a baseline far below (random's 0.001 entity-F1) is
+    named in the legend with its value rather than stretching the axis.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     rows = [r for r in table.rows if r.spec is spec]
-    panels = (
-        (table.metric_key, f"validation {table.metric_name}"),
-        ("mean_reward", "validation mean return"),
-    )
     learners = [row for row in rows if not row.is_baseline]
     if not any(_curve(run.summary, table.metric_key)[0] for row in learners for run in row.runs):
         return None  # baselines alone are flat lines: nothing learns here
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    panels = [(table.metric_key, f"validation {table.metric_name}")]
+    if not _same_curves(rows, table.metric_key, "mean_reward"):
+        panels.append(("mean_reward", "validation mean return"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, (key, title) in zip(axes, panels, strict=True):
+    for ax, (key, title) in zip(axes[0], panels, strict=True):
+        learned: list[float] = []
+        levels: list[tuple[float, str, str]] = []
         for i, row in enumerate(rows):
             color = colors[i % len(colors)]
             curves = [_curve(run.summary, key) for run in row.runs]
@@ -95,27 +136,37 @@ def plot_curves(table: EnvTable, spec: Spec) -> bytes | None:
             if not curves:
                 continue
             if row.is_baseline:
-                level = float(np.mean([ys[-1] for _, ys in curves]))
-                ax.axhline(level, color=color, linestyle="--", linewidth=1.2, label=row.label)
+                levels.append((float(np.mean([ys[-1] for _, ys in curves])), row.label, color))
                 continue
             steps = sorted({x for xs, _ in curves for x in xs})
             table_ys = [[dict(zip(xs, ys, strict=True)).get(x) for xs, ys in curves] for x in steps]
             mean = [np.mean([y for y in ys if y is not None]) for ys in table_ys]
             low = [min(y for y in ys if y is not None) for ys in table_ys]
             high = [max(y for y in ys if y is not None) for ys in table_ys]
+            learned += low + high
             ax.plot(steps, mean, color=color, marker="o", markersize=3, label=row.label)
             ax.fill_between(steps, low, high, color=color, alpha=0.15, linewidth=0)
+        limits = _fitted_limits(learned)
+        span = (limits[1] - limits[0]) if limits else 0.0
+        for level, label, color in levels:
+            near = limits is None or limits[0] - span <= level <= limits[1] + span
+            if near:
+                ax.axhline(level, color=color, linestyle="--", linewidth=1.2, label=label)
+                limits = _fitted_limits([*learned, level])
+            else:  # off the fitted axis: named with its value, not drawn
+                ax.plot(
+                    [], [], color=color, linestyle="--", label=f"{label} ({level:.3g}, off axis)"
+                )
+        if limits is not None:
+            ax.set_ylim(*limits)
         ax.set_title(title)
         ax.set_xlabel("env steps")
         ax.set_xlim(left=0)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, loc="best")
+    axes[0][0].legend(fontsize=8, loc="best")
     fig.suptitle(f"{table.env_id} (spec {spec.letter}): mean over seeds, band = min–max")
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    return buffer.getvalue()
+    return fig
 
 
 # ----- JSON -----------------------------------------------------------------------------
