@@ -95,8 +95,10 @@ def test_attributes(env_id):
         assert env.labels == () and env.action_space.n == env.vocab_size
     else:
         assert env.action_space.n == len(env.labels) > 1
-    for space in env.observation_space.spaces.values():
-        assert isinstance(space, gym.spaces.Box) and space.dtype == np.int32
+    # compact dtypes: token ids of the 30,522-token vocabulary in int16, the rest in int8
+    for key, space in env.observation_space.spaces.items():
+        expected = np.int16 if key in ("input_ids", "summary_ids") else np.int8
+        assert isinstance(space, gym.spaces.Box) and space.dtype == expected, key
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
@@ -311,6 +313,7 @@ def test_bad_actions_and_step_after_end(env_id):
         ("TextSummarization-v0", {"constraint": "vocab"}, "unknown constraint 'vocab'"),
         ("TextNER-v0", {"split": "tset"}, "no split .tset.; valid splits: train, validation, test"),
         ("TextNER-v0", {"render_mode": "rgb_array"}, "render_mode 'rgb_array' is not supported"),
+        ("TextNER-v0", {"obs_dtype": "uint16"}, "unknown obs_dtype 'uint16'"),
     ],
 )
 def test_bad_kwargs_fail_at_construction(env_id, kwargs, message):

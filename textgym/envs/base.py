@@ -142,59 +142,115 @@ def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
     return value
 
 
+#: Values of the ``obs_dtype`` kwarg every env takes.
+OBS_DTYPES = ("compact", "int32")
+
+
 def int_box(high: int | np.ndarray, shape: tuple[int, ...], low: int = 0) -> gym.spaces.Box:
-    """An int32 Box (the only kind of observation space textgym uses)."""
+    """An int32 Box; :func:`observation_space` then gives it its final dtype."""
     return gym.spaces.Box(low=low, high=high, shape=shape, dtype=np.int32)
 
 
-class ObsLayout:
-    """Observations packed row-major in one int32 block: ``(num_rows, width)``.
+def compact_dtype(low: int, high: int) -> np.dtype:
+    """The smallest signed integer dtype (int8, int16 or int32) holding ``[low, high]``.
 
-    Key ``k`` is the column range ``slices[k]`` of the block, reshaped to the key's shape,
-    so resetting a slot is one row copy from a table of initial observations, and copying
-    a whole batched observation is one ``memcpy`` and one allocation (at 1024 envs that
-    is most of the cost of a step). The per-key arrays are views with a row stride of
-    ``width``; numpy, torch and stable-baselines3 read them as they are.
+    Signed on purpose: ``x - 1`` stays -1 rather than wrapping to 255, and every torch
+    version converts int8 and int16 arrays (unsigned 16-bit ones only from torch 2.3).
+    """
+    for dtype in (np.int8, np.int16):
+        info = np.iinfo(dtype)
+        if info.min <= low and high <= info.max:
+            return np.dtype(dtype)
+    return np.dtype(np.int32)
+
+
+def observation_space(space: gym.spaces.Dict, obs_dtype: str) -> gym.spaces.Dict:
+    """``space`` with each ``Box`` in its ``obs_dtype``: ``"compact"`` (the smallest signed
+    dtype holding the Box's bounds, see :func:`compact_dtype`) or ``"int32"`` (all int32)."""
+    if obs_dtype == "int32":
+        return space
+    boxes = {}
+    for key, box in space.spaces.items():
+        dtype = compact_dtype(int(box.low.min()), int(box.high.max()))
+        boxes[key] = gym.spaces.Box(
+            low=box.low.astype(dtype), high=box.high.astype(dtype), dtype=dtype
+        )
+    return gym.spaces.Dict(boxes)
+
+
+class ObsLayout:
+    """Observations packed row-major in one byte block: ``(num_rows, width)`` uint8.
+
+    Key ``k`` is the byte range ``slices[k]`` of each row, viewed as the key's dtype and
+    reshaped to its shape, so resetting a slot is one row copy from a table of initial
+    observations, and copying a whole batched observation is one ``memcpy`` and one
+    allocation (at 1024 envs that is most of the cost of a step, hence the compact
+    dtypes). Keys are placed by decreasing item size and the row is padded to a multiple
+    of the largest one, so every view is aligned and its row stride is a whole number of
+    items (torch needs that to take the array as it is). The per-key arrays are views with
+    a row stride of ``width`` bytes; numpy, torch and stable-baselines3 read them as they
+    are.
     """
 
     def __init__(self, space: gym.spaces.Dict):
-        self.slices: dict[str, tuple[int, int, tuple[int, ...]]] = {}
+        #: key -> (first byte, end byte, dtype, shape), in the space's key order
+        self.slices: dict[str, tuple[int, int, np.dtype, tuple[int, ...]]] = {}
         offset = 0
-        for key, sub in space.spaces.items():
-            size = int(np.prod(sub.shape))
-            self.slices[key] = (offset, offset + size, tuple(sub.shape))
+        items = list(space.spaces.items())
+        for key, sub in sorted(items, key=lambda item: -item[1].dtype.itemsize):
+            size = int(np.prod(sub.shape)) * sub.dtype.itemsize
+            self.slices[key] = (offset, offset + size, sub.dtype, tuple(sub.shape))
             offset += size
-        self.width = offset
-        self.flat = all(len(shape) == 1 for _, _, shape in self.slices.values())
+        self.slices = {key: self.slices[key] for key, _ in items}
+        align = max(sub.dtype.itemsize for _, sub in items)
+        self.width = -(-offset // align) * align
+
+    def empty(self, rows: int) -> np.ndarray:
+        return np.zeros((rows, self.width), np.uint8)
 
     def views(self, block: np.ndarray) -> dict[str, np.ndarray]:
         """Per-key views of a ``(rows, width)`` block (or of one ``(width,)`` row)."""
-        if self.flat:  # every key is 1-D: a column range is already the right shape
-            return {k: block[..., a:b] for k, (a, b, _) in self.slices.items()}
         lead = block.shape[:-1]
-        return {
-            k: block[..., a:b].reshape(*lead, *shape) for k, (a, b, shape) in self.slices.items()
-        }
+        out = {}
+        for key, (a, b, dtype, shape) in self.slices.items():
+            view = block[..., a:b].view(dtype)
+            out[key] = view if len(shape) == 1 else view.reshape(*lead, *shape)
+        return out
 
     def pack(self, columns: dict[str, np.ndarray]) -> np.ndarray:
-        """One ``(N, width)`` block from per-key ``(N, *shape)`` arrays (or scalars)."""
+        """One read-only ``(N, width)`` block from per-key ``(N, *shape)`` arrays (or scalars)."""
         n = max(len(v) for v in columns.values() if np.ndim(v))
-        block = np.empty((n, self.width), np.int32)
-        for key, (a, b, _) in self.slices.items():
-            block[:, a:b] = (
-                np.reshape(columns[key], (n, b - a)) if np.ndim(columns[key]) else columns[key]
-            )
+        block = self.empty(n)
+        for key, view in self.views(block).items():
+            value = columns[key]
+            view[...] = np.reshape(value, view.shape) if np.ndim(value) else value
         block.setflags(write=False)
         return block
+
+
+def flat_rows(view: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A 2-D array whose rows are a whole number of items apart, as one 1-D view.
+
+    Returns the view and the flat index of each row's start: ``view[r, c]`` is
+    ``flat[starts[r] + c]``. The per-key arrays of an :class:`ObsLayout` block qualify.
+    """
+    rows, cols = view.shape
+    step, rest = divmod(view.strides[0], view.itemsize)
+    if rest or view.strides[1] != view.itemsize:
+        raise ValueError(f"rows of strides {view.strides} are not whole items apart")
+    length = (rows - 1) * step + cols if rows else 0
+    flat = np.lib.stride_tricks.as_strided(view, (length,), (view.itemsize,))
+    return flat, np.arange(rows, dtype=np.intp) * step
 
 
 class BlockPool:
     """Recycles large output arrays that nobody references any more.
 
-    A batched observation at 1024 envs is megabytes; allocating a fresh one per step makes
-    the allocator map and fault in new pages every time, which costs more than the step.
-    The pool hands out a block again only when its reference count shows that the caller
-    has dropped every view of it, so a returned observation is never overwritten.
+    A batched observation at 1024 envs is hundreds of kilobytes; allocating a fresh one
+    per step makes the allocator map and fault in new pages every time, which costs more
+    than the step. The pool hands out a block again only when its reference count shows
+    that the caller has dropped every view of it, so a returned observation is never
+    overwritten.
     """
 
     def __init__(self, shape: tuple[int, ...], size: int = 4):
@@ -207,7 +263,7 @@ class BlockPool:
             # References: the pool's list, this loop variable and getrefcount's argument.
             if sys.getrefcount(block) <= 3:
                 return block
-        block = np.empty(self.shape, np.int32)
+        block = np.empty(self.shape, np.uint8)
         if len(self.blocks) >= self.size:
             self.blocks.pop(0)  # its holder keeps it; the pool forgets it
         self.blocks.append(block)
@@ -278,7 +334,7 @@ class TextEnv(TaskEnvMixin, gym.Env):
 
     metadata = {"render_modes": ["ansi", "human"], "render_fps": 4}
 
-    def __init__(self, render_mode: str | None = None):
+    def __init__(self, render_mode: str | None = None, obs_dtype: str = "compact"):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             valid = ", ".join(map(repr, self.metadata["render_modes"]))
             raise unexpected_keyword(
@@ -287,6 +343,7 @@ class TextEnv(TaskEnvMixin, gym.Env):
                 f"render_mode {render_mode!r} is not supported; valid values: {valid}",
             )
         self.render_mode = render_mode
+        self.obs_dtype = check_choice("obs_dtype", obs_dtype, OBS_DTYPES)
         self._key: np.uint64 | None = None
         self._counter = 0
         self._index = 0
@@ -298,18 +355,19 @@ class TextEnv(TaskEnvMixin, gym.Env):
         """Set the observation space and the table of each example's first observation.
 
         Args:
-            space: The observation space.
+            space: The observation space with int32 ``Box`` es; ``obs_dtype`` decides the
+                dtypes of the env's.
             initial: Per-key ``(num_examples, *shape)`` arrays (or scalars) of first
                 observations; called once per process for a given ``key``.
             key: What the table depends on besides the data (lengths, label count).
         """
-        self.observation_space = space
-        self._layout = ObsLayout(space)
-        memo_key = (id(self.data.arrays["input_ids"]), *key)
+        self.observation_space = observation_space(space, self.obs_dtype)
+        self._layout = ObsLayout(self.observation_space)
+        memo_key = (id(self.data.arrays["input_ids"]), self.obs_dtype, *key)
         if memo_key not in _INITIAL:
             _INITIAL[memo_key] = self._layout.pack(initial())
         self._initial = _INITIAL[memo_key]
-        self._block = np.zeros((1, self._layout.width), np.int32)
+        self._block = self._layout.empty(1)
         self._obs = self._layout.views(self._block)
         self._indices = np.zeros(1, np.int64)
 
@@ -384,6 +442,10 @@ def _seed_list(seed: Any, num_envs: int) -> list[int]:
     return [int(s) for s in seeds]
 
 
+#: Episodes per slot whose example a native vector env computes at once.
+_AHEAD = 16
+
+
 #: Autoreset modes the native vector envs implement (Gymnasium's names and values).
 AUTORESET_MODES = (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP)
 
@@ -438,6 +500,7 @@ class TextVectorEnv(TaskEnvMixin, VectorEnv):
         single_env = self.single_env_class(**kwargs)
         self.data = single_env.data
         self.core = single_env.core
+        self.obs_dtype = single_env.obs_dtype
         for name in self.shared_attributes:
             setattr(self, name, getattr(single_env, name))
         self.num_envs = check_length("num_envs", num_envs, 1)
@@ -449,12 +512,17 @@ class TextVectorEnv(TaskEnvMixin, VectorEnv):
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._layout = single_env._layout
         self._initial = single_env._initial
-        self._block = np.zeros((self.num_envs, self._layout.width), np.int32)
+        self._block = self._layout.empty(self.num_envs)
         self._obs = self._layout.views(self._block)
         self._obs_pool = BlockPool(self._block.shape)
         self._final_pool = BlockPool(self._block.shape)
         self._keys = np.zeros(self.num_envs, np.uint64)
+        # Each slot's next episodes, computed _AHEAD at a time (one hash per episode costs
+        # a dozen numpy calls, which a step would otherwise pay for the few slots it
+        # resets): column j of row s is the example of episode _counters[s] - _AHEAD + j.
         self._counters = np.zeros(self.num_envs, np.uint64)
+        self._ahead = np.zeros((self.num_envs, _AHEAD), np.int64)
+        self._ahead_pos = np.full(self.num_envs, _AHEAD, np.int64)  # next column; _AHEAD: none left
         self._seeded = False
         self._indices = np.zeros(self.num_envs, np.int64)
         self._playlist = np.zeros(0, np.int64)
@@ -482,6 +550,7 @@ class TextVectorEnv(TaskEnvMixin, VectorEnv):
                 seeds = _seed_list(seed, self.num_envs)
             self._keys[:] = [draw_key(seeding.np_random(s)[0]) for s in seeds]
         self._counters[:] = 0
+        self._ahead_pos[:] = _AHEAD
         self._seeded = True
 
     def _draw(self, slots: np.ndarray) -> np.ndarray:
@@ -493,8 +562,17 @@ class TextVectorEnv(TaskEnvMixin, VectorEnv):
             self._playlist_pos += take
         rest = slots[take:]
         if len(rest):
-            out[take:] = episode_indices(self._keys[rest], self._counters[rest], self.num_examples)
-            self._counters[rest] += np.uint64(1)
+            pos = self._ahead_pos[rest]
+            empty = pos >= _AHEAD
+            if empty.any():
+                refill = rest[empty]
+                counters = self._counters[refill, None] + np.arange(_AHEAD, dtype=np.uint64)
+                keys = np.broadcast_to(self._keys[refill, None], counters.shape)
+                self._ahead[refill] = episode_indices(keys, counters, self.num_examples)
+                self._counters[refill] += np.uint64(_AHEAD)
+                pos[empty] = 0
+            out[take:] = self._ahead[rest, pos]
+            self._ahead_pos[rest] = pos + 1
         return out
 
     def reset(self, *, seed: int | Sequence[int] | None = None, options: dict | None = None):
@@ -606,7 +684,8 @@ class TextVectorEnv(TaskEnvMixin, VectorEnv):
         actions = np.asarray(actions)
         n = self.single_action_space.n
         if actions.dtype.kind in "iu" and actions.shape == (self.num_envs,):  # the usual case
-            if actions.min() < 0 or actions.max() >= n:
+            # One pass: read as unsigned, a negative action is larger than any valid one.
+            if actions.view(actions.dtype.str.replace("i", "u")).max() >= n:
                 bad = actions[(actions < 0) | (actions >= n)][0]
                 raise TextgymError(f"action {bad} is not in the action space Discrete({n})")
             return actions

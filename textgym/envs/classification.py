@@ -70,9 +70,11 @@ class TextClassificationEnv(TextEnv):
     ``Discrete(len(env.labels))``: index into ``env.labels`` (class names, sorted).
 
     ## Observation Space
-    A ``Dict`` of int32 ``Box`` es with ``L = max_tokens``: ``input_ids`` (L,)
+    A ``Dict`` of integer ``Box`` es with ``L = max_tokens``: ``input_ids`` (L,)
     (``[CLS]`` subwords ``[SEP]`` then padding; documents longer than ``L`` are cut) and
-    ``attention_mask`` (L,).
+    ``attention_mask`` (L,). Each key has the smallest signed dtype its bounds fit: with
+    the default tokenizer ``input_ids`` is int16 (int32 for vocabularies over 32,768
+    tokens) and ``attention_mask`` int8; ``obs_dtype="int32"`` makes both int32.
 
     ## Rewards
     1 if the label is correct, else 0.
@@ -88,7 +90,7 @@ class TextClassificationEnv(TextEnv):
     ## Arguments
     ``dataset`` (``"bbc-news"``), ``split``, ``tokenizer``, ``max_tokens`` (128, >= 2),
     ``data_files`` / ``data_dir`` / ``text_column`` / ``label_column`` for local files,
-    ``render_mode``.
+    ``render_mode``, ``obs_dtype`` (``"compact"``, the default, or ``"int32"``).
 
     ## Version History
     * v0: initial release.
@@ -103,9 +105,10 @@ class TextClassificationEnv(TextEnv):
         tokenizer: str | os.PathLike | None = None,
         max_tokens: int = 128,
         render_mode: str | None = None,
+        obs_dtype: str = "compact",
         **dataset_kwargs: Any,
     ):
-        super().__init__(render_mode)
+        super().__init__(render_mode, obs_dtype)
         self.max_tokens = check_length("max_tokens", max_tokens, 2)
         self.data = load_task_data(
             "classification",

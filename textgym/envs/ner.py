@@ -14,6 +14,7 @@ from textgym.envs.base import (
     TextVectorEnv,
     check_choice,
     check_length,
+    flat_rows,
     int_box,
     load_task_data,
 )
@@ -47,7 +48,7 @@ def _build_arrays(
 class NERCore:
     """The NER step and reward on a batch of slots, shared by the single and vector env.
 
-    Observation buffers are ``(B, ...)`` int32 arrays keyed as in the observation space;
+    Observation buffers are ``(B, ...)`` integer arrays keyed as in the observation space;
     ``indices`` holds each slot's example index.
     """
 
@@ -60,7 +61,9 @@ class NERCore:
         self.f1_reward = reward_mode in ("f1", "token+f1")
         # Sentences with words past max_tokens: their episodes end truncated.
         self.cut = self.arrays["total_words"] > self.arrays["num_words"]
-        self._aranges: dict[int, np.ndarray] = {}
+        self.gold = np.reshape(self.arrays["gold"], -1)  # row i starts at i * width
+        self.width = self.arrays["gold"].shape[1]
+        self._tags: np.ndarray | None = None
 
     def observation_space(self, max_tokens: int, vocab_size: int) -> gym.spaces.Dict:
         width = max_tokens - 2
@@ -85,8 +88,11 @@ class NERCore:
         """Tag the current word of every slot; returns rewards, terminated, truncated, info."""
         a = self.arrays
         pos = obs["word_index"][:, 0]  # a view: ``pos += 1`` moves the observation on
-        obs["tags"][self._rows(len(actions)), pos] = actions
-        correct = a["gold"][indices, pos] == actions
+        at = pos.astype(np.intp)
+        # Flat indices: numpy's 1-D fancy indexing costs about half of its 2-D one.
+        tags, row_starts = self._flat_tags(obs["tags"])
+        tags[row_starts + at] = actions
+        correct = self.gold[indices * self.width + at] == actions
         pos += 1
         num_words = a["num_words"][indices]
         done = pos >= num_words
@@ -105,11 +111,16 @@ class NERCore:
         truncated = done & self.cut[indices]
         return rewards, done ^ truncated, truncated, correct, f1
 
-    def _rows(self, batch: int) -> np.ndarray:
-        rows = self._aranges.get(batch)
-        if rows is None:
-            rows = self._aranges[batch] = np.arange(batch)
-        return rows
+    def _flat_tags(self, tags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``tags`` ``(B, W)`` as one flat array and the flat index of each row's start.
+
+        Remembered for the last ``tags`` array seen: an env steps the same buffers every
+        time, and the reference kept here stops a new array from reusing its id.
+        """
+        if tags is not self._tags:
+            self._tags = tags
+            self._tags_flat, self._row_starts = flat_rows(tags)
+        return self._tags_flat, self._row_starts
 
 
 class TextNEREnv(TextEnv):
@@ -125,16 +136,19 @@ class TextNEREnv(TextEnv):
     ``Discrete(len(env.labels))``: index into ``env.labels`` (IOB2 tags, ``"O"`` first).
 
     ## Observation Space
-    A ``Dict`` of int32 ``Box`` es, with ``L = max_tokens`` and ``W = max_tokens - 2``:
+    A ``Dict`` of integer ``Box`` es, with ``L = max_tokens`` and ``W = max_tokens - 2``.
+    Each key has the smallest signed dtype its bounds fit (the dtype column: default
+    tokenizer, ``max_tokens <= 128``, fewer than 127 labels); ``obs_dtype="int32"`` makes
+    every key int32 instead. The values are the same either way.
 
-    | key | shape | content |
-    |---|---|---|
-    | ``input_ids`` | (L,) | ``[CLS]`` subword ids ``[SEP]``, then ``pad_token_id`` |
-    | ``attention_mask`` | (L,) | 1 on real tokens, 0 on padding |
-    | ``word_starts`` | (W,) | position in ``input_ids`` of each word's first subword (0 past the last word) |
-    | ``word_mask`` | (W,) | 1 for the sentence's words |
-    | ``word_index`` | (1,) | the word to tag now (the number of words in the final observation) |
-    | ``tags`` | (W,) | tag ids chosen so far; ``len(labels)`` means "not tagged yet" |
+    | key | shape | dtype | content |
+    |---|---|---|---|
+    | ``input_ids`` | (L,) | int16 | ``[CLS]`` subword ids ``[SEP]``, then ``pad_token_id`` |
+    | ``attention_mask`` | (L,) | int8 | 1 on real tokens, 0 on padding |
+    | ``word_starts`` | (W,) | int8 | position in ``input_ids`` of each word's first subword (0 past the last word) |
+    | ``word_mask`` | (W,) | int8 | 1 for the sentence's words |
+    | ``word_index`` | (1,) | int8 | the word to tag now (the number of words in the final observation) |
+    | ``tags`` | (W,) | int8 | tag ids chosen so far; ``len(labels)`` means "not tagged yet" |
 
     ## Rewards
     ``reward_mode="token"`` (default): 1 for a correct tag, else 0 (range [0, 1] per step).
@@ -159,7 +173,8 @@ class TextNEREnv(TextEnv):
     packaged all-MiniLM-L6-v2 WordPiece), ``max_tokens`` (64, >= 3; 64 subwords hold 99.9% of
     WNUT-16 tweets; use 128 or more for CoNLL-2003's longest sentences), ``reward_mode``,
     ``data_files`` / ``data_dir`` and loader options for local files, ``render_mode``
-    (``"ansi"`` or ``"human"``).
+    (``"ansi"`` or ``"human"``), ``obs_dtype`` (``"compact"``, the default, or
+    ``"int32"``).
 
     ## Version History
     * v0: initial release.
@@ -175,9 +190,10 @@ class TextNEREnv(TextEnv):
         max_tokens: int = 64,
         reward_mode: str = "token",
         render_mode: str | None = None,
+        obs_dtype: str = "compact",
         **dataset_kwargs: Any,
     ):
-        super().__init__(render_mode)
+        super().__init__(render_mode, obs_dtype)
         self.max_tokens = check_length("max_tokens", max_tokens, 3)
         self.reward_mode = check_choice("reward_mode", reward_mode, REWARD_MODES)
         self.data = load_task_data(

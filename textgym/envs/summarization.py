@@ -172,9 +172,12 @@ class TextSummarizationEnv(TextEnv):
     action raises an error; with ``"none"`` (default) every token is allowed.
 
     ## Observation Space
-    A ``Dict`` of int32 ``Box`` es with ``S = max_source_tokens``, ``T = max_summary_tokens``:
+    A ``Dict`` of integer ``Box`` es with ``S = max_source_tokens``, ``T = max_summary_tokens``:
     ``input_ids`` (S,), ``attention_mask`` (S,) for the source; ``summary_ids`` (T,) the
-    tokens emitted so far (then ``pad_token_id``) and ``summary_mask`` (T,).
+    tokens emitted so far (then ``pad_token_id``) and ``summary_mask`` (T,). Each key has
+    the smallest signed dtype its bounds fit: with the default tokenizer the ids are int16
+    (int32 for vocabularies over 32,768 tokens) and the masks int8; ``obs_dtype="int32"``
+    makes every key int32.
 
     ## Rewards
     ``reward_mode="final"`` (default): 0 on every step but the last, which gets the ROUGE
@@ -196,7 +199,7 @@ class TextSummarizationEnv(TextEnv):
     ``dataset`` (``"bbc-news"``), ``split``, ``tokenizer``, ``max_source_tokens`` (256),
     ``max_summary_tokens`` (24), ``rouge``, ``reward_mode``, ``constraint``,
     ``data_files`` / ``data_dir`` / ``source_column`` / ``target_column`` for local files,
-    ``render_mode``.
+    ``render_mode``, ``obs_dtype`` (``"compact"``, the default, or ``"int32"``).
 
     ## Version History
     * v0: initial release.
@@ -215,9 +218,10 @@ class TextSummarizationEnv(TextEnv):
         reward_mode: str = "final",
         constraint: str = "none",
         render_mode: str | None = None,
+        obs_dtype: str = "compact",
         **dataset_kwargs: Any,
     ):
-        super().__init__(render_mode)
+        super().__init__(render_mode, obs_dtype)
         self.max_source_tokens = check_length("max_source_tokens", max_source_tokens, 2)
         self.max_summary_tokens = check_length("max_summary_tokens", max_summary_tokens, 1)
         self.rouge = check_choice("rouge", rouge, ROUGE_TYPES)
