@@ -443,7 +443,7 @@ def _seed_list(seed: Any, num_envs: int) -> list[int]:
 
 
 #: Episodes per slot whose example a native vector env computes at once.
-_AHEAD = 16
+_AHEAD = 32
 
 
 #: Autoreset modes the native vector envs implement (Gymnasium's names and values).
@@ -517,12 +517,14 @@ class TextVectorEnv(TaskEnvMixin, VectorEnv):
         self._obs_pool = BlockPool(self._block.shape)
         self._final_pool = BlockPool(self._block.shape)
         self._keys = np.zeros(self.num_envs, np.uint64)
-        # Each slot's next episodes, computed _AHEAD at a time (one hash per episode costs
-        # a dozen numpy calls, which a step would otherwise pay for the few slots it
-        # resets): column j of row s is the example of episode _counters[s] - _AHEAD + j.
+        # The examples of each slot's next _AHEAD episodes, computed for every slot at once
+        # (the hash costs a dozen numpy calls, which each step would otherwise pay for the
+        # few slots it resets): column j of row s is episode _counters[s] + j of slot s,
+        # and _ahead_pos[s] is the column of its next episode.
         self._counters = np.zeros(self.num_envs, np.uint64)
         self._ahead = np.zeros((self.num_envs, _AHEAD), np.int64)
-        self._ahead_pos = np.full(self.num_envs, _AHEAD, np.int64)  # next column; _AHEAD: none left
+        self._ahead_pos = np.zeros(self.num_envs, np.int64)
+        self._ahead_valid = False
         self._seeded = False
         self._indices = np.zeros(self.num_envs, np.int64)
         self._playlist = np.zeros(0, np.int64)
@@ -550,7 +552,8 @@ class TextVectorEnv(TaskEnvMixin, VectorEnv):
                 seeds = _seed_list(seed, self.num_envs)
             self._keys[:] = [draw_key(seeding.np_random(s)[0]) for s in seeds]
         self._counters[:] = 0
-        self._ahead_pos[:] = _AHEAD
+        self._ahead_pos[:] = 0
+        self._ahead_valid = False
         self._seeded = True
 
     def _draw(self, slots: np.ndarray) -> np.ndarray:
@@ -563,17 +566,20 @@ class TextVectorEnv(TaskEnvMixin, VectorEnv):
         rest = slots[take:]
         if len(rest):
             pos = self._ahead_pos[rest]
-            empty = pos >= _AHEAD
-            if empty.any():
-                refill = rest[empty]
-                counters = self._counters[refill, None] + np.arange(_AHEAD, dtype=np.uint64)
-                keys = np.broadcast_to(self._keys[refill, None], counters.shape)
-                self._ahead[refill] = episode_indices(keys, counters, self.num_examples)
-                self._counters[refill] += np.uint64(_AHEAD)
-                pos[empty] = 0
+            if not self._ahead_valid or pos.max() >= _AHEAD:
+                self._compute_ahead()
+                pos = self._ahead_pos[rest]
             out[take:] = self._ahead[rest, pos]
             self._ahead_pos[rest] = pos + 1
         return out
+
+    def _compute_ahead(self) -> None:
+        """Fill ``_ahead`` with every slot's next ``_AHEAD`` episodes."""
+        self._counters += self._ahead_pos.astype(np.uint64)
+        self._ahead_pos[:] = 0
+        counters = self._counters[:, None] + np.arange(_AHEAD, dtype=np.uint64)
+        self._ahead[:] = episode_indices(self._keys[:, None], counters, self.num_examples)
+        self._ahead_valid = True
 
     def reset(self, *, seed: int | Sequence[int] | None = None, options: dict | None = None):
         self._seed(seed)

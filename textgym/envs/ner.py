@@ -60,7 +60,9 @@ class NERCore:
         self.token_reward = reward_mode in ("token", "token+f1")
         self.f1_reward = reward_mode in ("f1", "token+f1")
         # Sentences with words past max_tokens: their episodes end truncated.
-        self.cut = self.arrays["total_words"] > self.arrays["num_words"]
+        #: Words of each sentence beyond max_tokens subwords (its episode ends truncated).
+        self.words_dropped = self.arrays["total_words"] - self.arrays["num_words"]
+        self.cut = self.words_dropped > 0
         self.gold = np.reshape(self.arrays["gold"], -1)  # row i starts at i * width
         self.width = self.arrays["gold"].shape[1]
         self._tags: np.ndarray | None = None
@@ -218,8 +220,7 @@ class TextNEREnv(TextEnv):
     @property
     def num_truncated_examples(self) -> int:
         """Sentences of the split with words beyond ``max_tokens`` subwords."""
-        a = self.data.arrays
-        return int(np.count_nonzero(a["total_words"] > a["num_words"]))
+        return int(np.count_nonzero(self.core.cut))
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -236,8 +237,7 @@ class TextNEREnv(TextEnv):
             self._done = True
             if f1 is not None:
                 info["f1"] = float(f1[0])
-            a = self.data.arrays
-            info["words_dropped"] = int(a["total_words"][self._index] - a["num_words"][self._index])
+            info["words_dropped"] = int(self.core.words_dropped[self._index])
         return self._observation(), float(rewards[0]), bool(terminated[0]), bool(truncated[0]), info
 
     def _render_text(self) -> str:
@@ -279,8 +279,7 @@ class TextNERVectorEnv(TextVectorEnv):
         )
         final = {}
         if (terminated | truncated).any():
-            a = self.data.arrays
-            final["words_dropped"] = a["total_words"][self._indices] - a["num_words"][self._indices]
+            final["words_dropped"] = self.core.words_dropped[self._indices]
             if f1 is not None:
                 final["f1"] = f1
         return rewards, terminated, truncated, {"correct": correct}, final
