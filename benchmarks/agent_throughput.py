@@ -51,7 +51,7 @@ import torch
 from textgym.agents import PPO, RLOO
 from textgym.agents.common.hyperparams import default_hyperparams
 from textgym.agents.common.optim import make_adam
-from textgym.agents.common.supervised import ner_arrays, sentence_batches, supervised_step
+from textgym.agents.common.supervised import batches, labelled_split, supervised_step
 
 import textgym  # noqa: F401
 
@@ -106,15 +106,15 @@ class Supervised:
         lr = template.settings.learning_rate
         self.optimizer = make_adam(self.policy.parameters(), lr)
         env = gym.make(ENV_ID, **env_kwargs(args.max_tokens))
-        self.arrays = ner_arrays(env, limit=args.sentences)
+        self.data = labelled_split(env, limit=args.sentences)
         self.batch_size = args.batch_size
 
     def words_per_s(self, words: int) -> float:
         rng = np.random.default_rng(0)
         done, start = 0, time.perf_counter()
         while done < words:
-            for idx in sentence_batches(self.arrays, self.batch_size, rng):
-                done += supervised_step(self.policy, self.optimizer, self.arrays, idx)[1]
+            for idx in batches(self.data, self.batch_size, rng, unit="words"):
+                done += supervised_step(self.policy, self.optimizer, self.data, idx)[1]
                 if done >= words:
                     break
         _sync(self.device)

@@ -59,7 +59,7 @@ from textgym.agents.common.caches import FrozenEncodings
 from textgym.agents.common.hyperparams import default_hyperparams
 from textgym.agents.common.on_policy import OnPolicyAlgorithm
 from textgym.agents.common.optim import make_adam
-from textgym.agents.common.supervised import ner_arrays, sentence_batches, supervised_step
+from textgym.agents.common.supervised import batches, labelled_split, supervised_step
 
 import textgym  # noqa: F401
 
@@ -115,16 +115,16 @@ def ner_part(args: argparse.Namespace, env_kwargs: dict) -> tuple[dict, dict]:
         policy.encoder.requires_grad_(True)
     optimizer = make_adam(policy.parameters(), args.supervised_lr)
     torch.manual_seed(args.seed)
-    arrays = ner_arrays(gym.make("TextNER-v0", **env_kwargs))
+    data = labelled_split(gym.make("TextNER-v0", **env_kwargs))
     batch = default_hyperparams("TextNER-v0", "ppo").get("batch_size", 256)
     rng = np.random.default_rng(args.seed)
     pending = sorted((a["words"], name) for name, a in agents.items())
     at_words: dict[str, float] = {}
     words, clock = 0, 0.0
     while clock < budget:
-        for idx in sentence_batches(arrays, batch, rng):
+        for idx in batches(data, batch, rng, unit="words"):
             start = time.perf_counter()
-            words += supervised_step(policy, optimizer, arrays, idx)[1]
+            words += supervised_step(policy, optimizer, data, idx)[1]
             clock += time.perf_counter() - start
             while pending and words >= pending[0][0]:
                 holder.num_updates += 1  # drops the predict cache: the weights changed

@@ -88,7 +88,9 @@ def test_supervised_summary_counts_labelled_decisions(tmp_path):
         epochs=2,
         max_train_examples=48,
         batch_size=16,
-        learning_rate=1e-3,
+        # slow enough that the tagger is not yet all-"O" after one epoch: the two
+        # epochs' weights then tag the validation split differently
+        learning_rate=3e-4,
     )
     env = gym.make(NER[0], split="train", **NER[1])
     # the words each sentence's observation holds (a long tweet loses words to max_tokens)
@@ -125,3 +127,17 @@ def test_interrupted_supervised_run_continues_to_the_same_result(tmp_path, monke
     resumed = baselines.supervised(ctx(CLS, run_dir=tmp_path / "b"), **settings)
     assert resumed.validation_curve == reference.validation_curve
     assert resumed.total_env_steps == reference.total_env_steps == 64
+
+
+def test_supervised_refuses_summarization():
+    with pytest.raises(TextgymError, match="lead"):
+        baselines.supervised(ctx(SUMM, validation_split=None))
+
+
+def test_supervised_checkpoint_of_other_settings_is_refused(tmp_path):
+    settings = dict(epochs=1, max_train_examples=16, batch_size=8, learning_rate=1e-3)
+    baselines.supervised(ctx(CLS, run_dir=tmp_path, validation_split=None), **settings)
+    with pytest.raises(TextgymError, match="learning_rate"):
+        baselines.supervised(
+            ctx(CLS, run_dir=tmp_path, validation_split=None), **settings | {"learning_rate": 1e-4}
+        )

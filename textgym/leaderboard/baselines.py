@@ -14,15 +14,16 @@ as an RL agent's. :func:`run_baseline` fits it, evaluates it and writes the same
 - ``lead``: the first ``k`` words of the article, then EOS (summarization only). A word
   starts at a token that is not a subword continuation and has a letter or digit, so
   punctuation rides along with the word before it.
-- ``supervised``: cross-entropy fine-tuning of the RL policy's encoder (``policy``:
-  ``minilm``, ``tiny`` or a Hugging Face name) on the train split, from the env's own
-  observations and the corpus' gold labels: a linear tag head on each word's first
-  subword (NER; the layout of the ``word_starts`` observation) or on the mean of the
-  token states (classification, the pooling of the RL classifier). One validation point
-  per epoch forms its learning curve; a checkpoint after every epoch lets an
-  interrupted run continue. Not offered for summarization (use ``lead``): a generator
-  trained with teacher forcing is a different model family from the RL pointer policy
-  and would take most of a CPU benchmark's hour.
+- ``supervised``: cross-entropy fine-tuning of the policy the RL agents train (``policy``:
+  ``minilm``, ``tiny`` or a Hugging Face name; the same tagger or classifier,
+  encoder and heads, built from the same env attributes), on the train split, from the
+  env's own observations and the corpus' gold labels
+  (:mod:`textgym.agents.common.supervised`). The tagger reads the previous word's tag,
+  teacher-forced from the gold tags; like the agents it trains with dropout off.
+  AdamW with linear warmup and decay; one validation point per epoch forms its learning
+  curve; a checkpoint after every epoch lets an interrupted run continue. Its
+  predictions come from an agent's cached predict path. Not offered for summarization
+  (use ``lead``).
 
 Step counts: ``random``, ``majority`` and ``lead`` interact with no training env
 (``total_env_steps`` 0). ``supervised`` reports the labelled decisions it trained on
@@ -46,7 +47,7 @@ import gymnasium as gym
 import numpy as np
 
 from textgym.errors import TextgymError
-from textgym.leaderboard.io import atomic_write_bytes, atomic_write_json
+from textgym.leaderboard.io import atomic_write_json
 
 Policy = Callable[..., np.ndarray]
 
@@ -236,127 +237,6 @@ def lead(ctx: Context, *, k: int = 8) -> Fitted:
 # ----- supervised -----------------------------------------------------------------------
 
 
-def _resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
-def _training_set(ctx: Context, split: str) -> tuple[dict[str, np.ndarray], np.ndarray, Any]:
-    """The env's observations of every example of ``split`` and the gold label ids.
-
-    Returns ``(obs, targets, env)``: obs arrays with a leading example axis; targets
-    ``(N, W)`` tag ids with -100 past each sentence's kept words (NER) or ``(N,)`` label
-    ids (classification).
-    """
-    env = ctx.make(split)
-    base = env.unwrapped
-    labels = {name: i for i, name in enumerate(base.labels)}
-    keys = (
-        ("input_ids", "attention_mask", "word_starts", "word_mask")
-        if base.task == "ner"
-        else ("input_ids", "attention_mask")
-    )
-    columns: dict[str, list[np.ndarray]] = {k: [] for k in keys}
-    targets = []
-    for i in range(base.num_examples):
-        obs, _ = env.reset(options={"index": i})
-        for k in keys:
-            columns[k].append(np.array(obs[k], copy=True))
-        example = base.examples[i]
-        if base.task == "ner":
-            kept = int(obs["word_mask"].sum())
-            row = np.full(len(obs["word_mask"]), -100, np.int64)
-            row[:kept] = [labels[t] for t in example.tags[:kept]]
-            targets.append(row)
-        else:
-            targets.append(labels[example.label])
-    return {k: np.stack(v) for k, v in columns.items()}, np.asarray(targets), env
-
-
-class _SupervisedModel:
-    """Encoder + linear head; ``logits(batch)`` is ``(B, W, C)`` (NER) or ``(B, C)``."""
-
-    def __init__(
-        self, task: str, encoder_name: str, vocab_size: int, n_labels: int, dropout: float
-    ):
-        import torch
-        from torch import nn
-
-        from textgym.agents.common.encoders import hidden_size, load_encoder
-
-        self.task = task
-        self.encoder = load_encoder(encoder_name, vocab_size)
-        self.head = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(hidden_size(self.encoder), n_labels)
-        )
-        self.modules = nn.ModuleDict({"encoder": self.encoder, "head": self.head})
-        self.torch = torch
-
-    def logits(self, batch: dict[str, Any]):
-        torch = self.torch
-        length = int(batch["attention_mask"].sum(1).max())  # trim shared padding
-        ids, mask = batch["input_ids"][:, :length], batch["attention_mask"][:, :length]
-        states = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, L, H)
-        if self.task == "ner":
-            starts = batch["word_starts"].clamp(max=length - 1)  # (B, W)
-            index = starts[..., None].expand(-1, -1, states.shape[-1])  # (B, W, H)
-            return self.head(torch.gather(states, 1, index))  # (B, W, C)
-        weights = mask[..., None].to(states.dtype)  # (B, L, 1)
-        pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # (B, H)
-        return self.head(pooled)  # (B, C)
-
-
-def _tensors(obs: dict[str, np.ndarray], rows: np.ndarray | slice, device: str) -> dict:
-    import torch
-
-    return {
-        k: torch.as_tensor(np.ascontiguousarray(v[rows]), dtype=torch.long, device=device)
-        for k, v in obs.items()
-    }
-
-
-def _predictor(model: _SupervisedModel, device: str, batch_size: int) -> Policy:
-    """An evaluation policy: argmax labels, each NER sentence encoded once and cached.
-
-    The cache holds predictions of the weights at creation time: make a new predictor
-    after every update.
-    """
-    torch = model.torch
-    cache: dict[bytes, np.ndarray] = {}
-
-    @torch.no_grad()
-    def predict(obs: dict[str, np.ndarray]) -> np.ndarray:
-        if model.task != "ner":
-            arrays = {k: np.asarray(obs[k]) for k in ("input_ids", "attention_mask")}
-            return model.logits(_tensors(arrays, slice(None), device)).argmax(-1).cpu().numpy()
-        arrays = {k: np.asarray(obs[k]) for k in ("input_ids", "attention_mask", "word_starts")}
-        if len(cache) > 50_000:  # a long-lived predictor must not grow without bound
-            cache.clear()
-        row_keys = [row.tobytes() for row in arrays["input_ids"]]
-        todo: dict[bytes, int] = {}  # one row per sentence not yet tagged
-        for i, key in enumerate(row_keys):
-            if key not in cache:
-                todo.setdefault(key, i)
-        rows_todo = np.array(list(todo.values()), dtype=np.int64)
-        for start in range(0, len(rows_todo), batch_size):
-            rows = rows_todo[start : start + batch_size]
-            tags = model.logits(_tensors(arrays, rows, device)).argmax(-1).cpu().numpy()  # (b, W)
-            for i, row in zip(rows, tags, strict=True):
-                cache[row_keys[i]] = row
-        word = np.asarray(obs["word_index"])[:, 0]
-        return np.array(
-            [
-                cache[key][min(int(w), len(cache[key]) - 1)]
-                for key, w in zip(row_keys, word, strict=True)
-            ]
-        )
-
-    return predict
-
-
 def supervised(
     ctx: Context,
     *,
@@ -365,131 +245,79 @@ def supervised(
     batch_size: int = 32,
     weight_decay: float = 0.01,
     warmup_ratio: float = 0.1,
-    dropout: float = 0.1,
     max_train_examples: int | None = None,
+    policy_kwargs: dict[str, Any] | None = None,
 ) -> Fitted:
-    """Cross-entropy fine-tuning of the encoder + a linear head (see the module docstring).
+    """Cross-entropy fine-tuning of the RL agents' own policy (see the module docstring).
 
     Args:
         ctx: The run.
         epochs: Passes over the train split.
         learning_rate: AdamW peak learning rate (linear warmup, then linear decay to 0).
-        batch_size: Examples per step.
+        batch_size: Examples (sentences or documents) per step.
         weight_decay: AdamW weight decay (not on biases and LayerNorm weights).
         warmup_ratio: Fraction of the steps spent warming up.
-        dropout: Dropout before the head.
         max_train_examples: Train on the first N examples only (None: all).
+        policy_kwargs: Arguments of the policy class, as an agent's ``policy_kwargs``
+            (e.g. ``{"previous_tag": false}`` for the tagger a group agent trains).
     """
     import torch
 
-    device = _resolve_device(ctx.device)
-    torch.manual_seed(ctx.seed)
-    obs, targets, env = _training_set(ctx, "train")
-    base = env.unwrapped
-    if base.task not in ("ner", "classification"):
-        raise TextgymError(
-            f"supervised supports NER and classification, not {base.task}; use 'lead'"
-        )
-    if max_train_examples is not None:
-        obs = {k: v[:max_train_examples] for k, v in obs.items()}
-        targets = targets[:max_train_examples]
-    n = len(targets)
-    decisions = int((targets >= 0).sum()) if base.task == "ner" else n  # labels per epoch
-    model = _SupervisedModel(base.task, ctx.policy, int(base.vocab_size), len(base.labels), dropout)
-    env.close()
-    model.modules.to(device)
-    no_decay = [p for name, p in model.modules.named_parameters() if p.ndim < 2]
-    decay = [p for name, p in model.modules.named_parameters() if p.ndim >= 2]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=learning_rate,
+    from textgym.agents.common.env_utils import env_info, resolve_device
+    from textgym.agents.common.policies import make_policy
+    from textgym.agents.common.supervised import (
+        SupervisedTrainer,
+        labelled_split,
+        predictor,
     )
-    steps_per_epoch = -(-n // batch_size)
-    total = max(epochs * steps_per_epoch, 1)
-    warmup = int(warmup_ratio * total)
 
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        return max(0.0, (total - step) / max(total - warmup, 1))
+    env = ctx.make("train")
+    task = _task(env)
+    if task not in ("ner", "classification"):
+        env.close()
+        raise TextgymError(f"supervised supports NER and classification, not {task}; use 'lead'")
+    device = resolve_device(ctx.device)
+    torch.manual_seed(ctx.seed)
+    data = labelled_split(env, limit=max_train_examples)
+    context_length = int(env.observation_space["input_ids"].shape[0])
+    policy = make_policy(ctx.policy, env_info(env), context_length, policy_kwargs).to(device)
+    env.close()
+    trainer = SupervisedTrainer(
+        policy,
+        data,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        weight_decay=weight_decay,
+        warmup_ratio=warmup_ratio,
+        seed=ctx.seed,
+    )
+    decisions = data.decisions()  # labelled decisions per epoch
 
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    def validation_point(trainer: SupervisedTrainer) -> None:
+        # a fresh predictor: its encodings are of this epoch's weights
+        trainer.history += _curve_point(ctx, predictor(policy), decisions * trainer.epoch)
+
     checkpoint = None if ctx.run_dir is None else Path(ctx.run_dir) / "supervised_checkpoint.pt"
-    state = {"epoch": 0, "wall_time_s": 0.0, "curve": []}
-    if checkpoint is not None and checkpoint.exists():
-        saved = torch.load(checkpoint, map_location=device, weights_only=True)
-        model.modules.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        torch.set_rng_state(saved["torch_rng"].cpu())
-        state = {k: saved[k] for k in state}
-    loss_fn = torch.nn.CrossEntropyLoss(ignore_index=-100)
-    target_t = torch.as_tensor(targets, dtype=torch.long)
-    for epoch in range(state["epoch"], epochs):
-        start = time.perf_counter()
-        model.modules.train()
-        # the order of an epoch depends only on (seed, epoch): a resumed run replays it
-        order = np.random.default_rng([ctx.seed, epoch]).permutation(n)
-        for first in range(0, n, batch_size):
-            rows = order[first : first + batch_size]
-            logits = model.logits(_tensors(obs, rows, device))
-            y = target_t[rows].to(device)
-            loss = loss_fn(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.modules.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-        model.modules.eval()
-        state["wall_time_s"] += time.perf_counter() - start
-        state["epoch"] = epoch + 1
-        predict = _predictor(model, device, batch_size)  # fresh cache for the new weights
-        state["curve"] = state["curve"] + _curve_point(ctx, predict, decisions * (epoch + 1))
-        if checkpoint is not None:
-            _save_checkpoint(checkpoint, model, optimizer, scheduler, state)
-    model.modules.eval()
+    trainer.fit(validation_point, checkpoint)
     hparams = {
         "epochs": epochs,
         "learning_rate": learning_rate,
         "batch_size": batch_size,
         "weight_decay": weight_decay,
         "warmup_ratio": warmup_ratio,
-        "dropout": dropout,
         "max_train_examples": max_train_examples,
+        "policy_kwargs": policy_kwargs,
     }
     return Fitted(
-        _predictor(model, device, batch_size),
+        predictor(policy),
         hparams,
         total_env_steps=decisions * epochs,
-        wall_time_s=state["wall_time_s"],
-        device=device,
+        wall_time_s=trainer.wall_time,
+        device=str(device),
         policy_name=ctx.policy,
-        validation_curve=list(state["curve"]),
+        validation_curve=list(trainer.history),
     )
-
-
-def _save_checkpoint(
-    path: Path, model: _SupervisedModel, optimizer, scheduler, state: dict
-) -> None:
-    import io
-
-    import torch
-
-    buffer = io.BytesIO()
-    torch.save(
-        {
-            "model": model.modules.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            **state,
-        },
-        buffer,
-    )
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 BASELINES: dict[str, Callable[..., Fitted]] = {
