@@ -21,7 +21,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     b.add_argument("config", help="bench YAML (see benchmarks/leaderboard.yaml)")
     b.add_argument("--out", required=True, help="root of the run directories, e.g. runs/")
-    b.add_argument("--workers", type=int, default=1, help="runs in parallel (subprocesses)")
+    b.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="runs at once: subprocesses (local, default 1) or tasks in flight (ray, "
+        "default: all, as the cluster's CPUs/GPUs allow)",
+    )
+    b.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="local: subprocesses on this machine; ray: one Ray task per run, with the "
+        "resources its config entry asks for (pip install 'textgym[ray]')",
+    )
+    b.add_argument(
+        "--address",
+        help="with --backend ray: the cluster to connect to (host:port, 'auto' for the "
+        "cluster of this node, ray://...); without it a local Ray is started",
+    )
     b.add_argument(
         "--only",
         action="append",
@@ -56,19 +74,31 @@ def bench_command(args: argparse.Namespace) -> int:
     config = Path(args.config)
     runs = select(load_config(config), args.only)
     out = Path(args.out)
+    if args.address is not None and args.backend != "ray":
+        raise TextgymError("--address names a Ray cluster: it needs --backend ray")
     if args.dry_run:
         for spec in runs:
             state = "done" if is_finished(spec, spec.run_dir(out)) else "to run"
-            print(f"{spec.key:50s} {spec.env_id:24s} {spec.algo:10s} {state}")
+            line = f"{spec.key:50s} {spec.env_id:24s} {spec.algo:10s} {state}"
+            if args.backend == "ray":
+                line += f"  cpus={spec.resources['cpus']} gpus={spec.resources['gpus']}"
+            print(line)
         return 0
     record = {
         "command": _command_line(),
         "config": str(config),
         "config_text": config.read_text(encoding="utf-8"),
         "runs": [spec.key for spec in runs],
+        "backend": args.backend,
     }
     result = run_bench(
-        runs, out, workers=args.workers, progress=not args.no_progress, record=record
+        runs,
+        out,
+        workers=args.workers,
+        progress=not args.no_progress,
+        record=record,
+        backend=args.backend,
+        address=args.address,
     )
     print(
         f"bench: {len(result.finished)} finished, {len(result.skipped)} already done, "

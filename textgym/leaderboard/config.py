@@ -8,6 +8,7 @@ hyperparameters), the seeds, the step budget and the evaluation split::
     policy: minilm              # encoder of the RL policies and of the supervised baseline
     device: auto                # auto (CUDA when present), cpu or cuda
     eval_split: test            # split the final metrics are computed on
+    resources: {cpus: 1}        # what one run asks of a Ray cluster (--backend ray)
     agents:                     # defaults for every env
       random: {}
       majority: {}
@@ -23,17 +24,22 @@ hyperparameters), the seeds, the step budget and the evaluation split::
           supervised: {learning_rate: 5.0e-5}
           ppo: {n_envs: 16, n_timesteps: 30000}
 
-Inside an agent entry ``n_timesteps``, ``policy`` and ``checkpoint_freq`` are run
-settings; ``algo`` picks the algorithm when the entry's name is not one (so
+Inside an agent entry ``n_timesteps``, ``policy``, ``checkpoint_freq`` and ``resources``
+are run settings; ``algo`` picks the algorithm when the entry's name is not one (so
 ``ppo-lr1e-4: {algo: ppo, learning_rate: 1.0e-4}`` is a second PPO row); every other key
 is a hyperparameter (a field of the algorithm's settings dataclass, or a keyword of the
 baseline). An env without ``agents`` runs every agent of the top-level list.
+
+``resources: {cpus: N, gpus: M}`` (top level, env entry, agent entry; the innermost wins,
+key by key) is what one run reserves on a Ray cluster. It defaults to one CPU, and to one
+GPU when ``device: cuda`` and the agent runs a torch model. The local backend ignores it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -44,9 +50,21 @@ import yaml
 
 from textgym.errors import TextgymError
 
-TOP_LEVEL_KEYS = {"seeds", "n_timesteps", "policy", "device", "eval_split", "agents", "envs"}
-ENV_KEYS = {"env_id", "env_kwargs", "agents", "n_timesteps", "policy", "eval_split"}
-RUN_SETTINGS = {"n_timesteps", "policy", "checkpoint_freq", "algo"}
+TOP_LEVEL_KEYS = {
+    "seeds",
+    "n_timesteps",
+    "policy",
+    "device",
+    "eval_split",
+    "resources",
+    "agents",
+    "envs",
+}
+ENV_KEYS = {"env_id", "env_kwargs", "agents", "n_timesteps", "policy", "eval_split", "resources"}
+RUN_SETTINGS = {"n_timesteps", "policy", "checkpoint_freq", "algo", "resources"}
+RESOURCE_KEYS = {"cpus", "gpus"}
+# Baselines that never put a tensor on a device: no GPU by default, even with device: cuda.
+NO_DEVICE_BASELINES = {"random", "majority", "lead"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # YAML 1.1 (PyYAML) reads 3e-4 as a string; only 3.0e-4 is a float.
 _EXPONENT_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
@@ -70,6 +88,9 @@ class RunSpec:
         eval_split: Split of the final metrics.
         device: Torch device.
         checkpoint_freq: Env steps between checkpoints (None: the train CLI's default).
+        resources: ``{"cpus": N, "gpus": M}`` the run reserves on a Ray cluster. Where a
+            run is scheduled does not change what it computes, so this is not part of
+            ``run.json`` (:meth:`to_json`) nor of the equality of two specs.
     """
 
     env_name: str
@@ -84,6 +105,9 @@ class RunSpec:
     eval_split: str = "test"
     device: str = "auto"
     checkpoint_freq: int | None = None
+    resources: dict[str, float] = field(
+        default_factory=lambda: {"cpus": 1, "gpus": 0}, compare=False
+    )
 
     @property
     def key(self) -> str:
@@ -94,7 +118,10 @@ class RunSpec:
         return Path(out) / self.env_name / self.agent / f"seed{self.seed}"
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """What ``run.json`` holds: everything that decides the run's results."""
+        data = dataclasses.asdict(self)
+        del data["resources"]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunSpec:
@@ -147,6 +174,51 @@ def _positive_int(source: str, where: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise _fail(source, f"{where} must be a positive integer, got {value!r}")
     return value
+
+
+def _resources(source: str, where: str, value: Any) -> dict[str, float]:
+    """A ``resources:`` mapping, checked against what Ray accepts for one task."""
+    value = _mapping(source, where, value)
+    _check_keys(source, where, value, RESOURCE_KEYS)
+    for name, amount in value.items():
+        if (
+            isinstance(amount, bool)
+            or not isinstance(amount, (int, float))
+            or not math.isfinite(amount)
+        ):
+            raise _fail(source, f"{where}.{name} must be a number, got {amount!r}")
+        if amount < 0 or (name == "cpus" and amount == 0):
+            bound = "> 0" if name == "cpus" else ">= 0"
+            raise _fail(source, f"{where}.{name} must be {bound}, got {amount!r}")
+        if amount > 1 and amount != int(amount):
+            raise _fail(
+                source,
+                f"{where}.{name} = {amount!r}: a share of a {name[:-1].upper()} must be "
+                "below 1; above 1 it must be a whole number (Ray's rule)",
+            )
+    return value
+
+
+def _run_resources(
+    source: str, where: str, algo: str, device: str, layers: list[tuple[str, Any]]
+) -> dict[str, float]:
+    """Merge ``resources`` from the outermost entry to the innermost, key by key."""
+    merged: dict[str, float] = {}
+    for place, value in layers:
+        merged.update(_resources(source, place, value))
+    uses_device = algo not in NO_DEVICE_BASELINES
+    cuda = device.split(":")[0] == "cuda"
+    merged.setdefault("cpus", 1)
+    merged.setdefault("gpus", 1 if cuda and uses_device else 0)
+    if uses_device and device == "cpu" and merged["gpus"] > 0:
+        raise _fail(source, f"{where}: resources ask for {merged['gpus']} GPU(s) but device is cpu")
+    if uses_device and cuda and merged["gpus"] == 0:
+        raise _fail(
+            source,
+            f"{where}: device is cuda but resources ask for no GPU (Ray hides the GPUs from "
+            "a task that reserves none); set gpus, or device: auto to use one when reserved",
+        )
+    return {k: int(v) if float(v).is_integer() else float(v) for k, v in merged.items()}
 
 
 def check_hyperparameters(source: str, where: str, algo: str, hparams: dict) -> None:
@@ -226,10 +298,15 @@ def parse_config(data: Any, source: str = "<config>") -> list[RunSpec]:
         for agent, override in chosen.items():
             where = f"envs.{env_name}.agents.{agent}"
             _check_name(source, "agent", agent)
-            entry = {
-                **_mapping(source, f"agents.{agent}", agent_defaults.get(agent)),
-                **_mapping(source, where, override),
-            }
+            default_entry = dict(_mapping(source, f"agents.{agent}", agent_defaults.get(agent)))
+            override = dict(_mapping(source, where, override))
+            resource_layers = [
+                ("resources", data.get("resources")),
+                (f"envs.{env_name}.resources", env_entry.get("resources")),
+                (f"agents.{agent}.resources", default_entry.pop("resources", None)),
+                (f"{where}.resources", override.pop("resources", None)),
+            ]
+            entry = {**default_entry, **override}
             algo = entry.pop("algo", agent)
             if algo not in algorithms:
                 raise _fail(
@@ -250,6 +327,7 @@ def parse_config(data: Any, source: str = "<config>") -> list[RunSpec]:
                 for k, v in entry.items()
             }
             check_hyperparameters(source, where, algo, entry)
+            resources = _run_resources(source, where, algo, device, resource_layers)
             for seed in seeds:
                 runs.append(
                     RunSpec(
@@ -265,6 +343,7 @@ def parse_config(data: Any, source: str = "<config>") -> list[RunSpec]:
                         eval_split=str(env_entry.get("eval_split", default_split)),
                         device=device,
                         checkpoint_freq=checkpoint_freq,
+                        resources=dict(resources),
                     )
                 )
     return runs
