@@ -206,6 +206,37 @@ def test_vector_matches_gymnasium_sync_vector_env(env_id, mode):
     assert finished > 5
 
 
+def test_vector_slots_keep_the_single_env_streams_over_many_episodes():
+    """Slot i's examples are those of a single env seeded ``seed + i``, across more
+    episodes than the vector env computes ahead at once, and across a plain ``reset()``
+    (which goes on with the streams) and a reset to chosen examples (which uses none)."""
+    kwargs = SMALL["TextClassification-v0"]
+    n, seed = 3, 21
+    envs = gym.make_vec(
+        "TextClassification-v0", num_envs=n, autoreset_mode=AutoresetMode.SAME_STEP, **kwargs
+    )
+    _, info = envs.reset(seed=seed)
+    played = [[int(i)] for i in info["index"]]
+    for step in range(100):  # every step ends every episode
+        if step == 40:
+            _, info = envs.reset(options={"index": [0, 1, 2]})
+            assert info["index"].tolist() == [0, 1, 2]
+        if step == 41:
+            _, info = envs.reset()
+            for slot in range(n):
+                played[slot].append(int(info["index"][slot]))
+            continue
+        _, _, _, _, infos = envs.step(np.zeros(n, np.int64))
+        for slot in range(n):
+            played[slot].append(int(infos["index"][slot]))
+    for slot in range(n):
+        env = gym.make("TextClassification-v0", **kwargs)
+        expected = [env.reset(seed=seed + slot)[1]["index"]]
+        expected += [env.reset()[1]["index"] for _ in range(len(played[slot]) - 1)]
+        assert played[slot] == expected
+    assert len(played[0]) > 64
+
+
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_final_info_has_the_single_envs_last_info_keys(env_id):
     env = gym.make(env_id, **SMALL[env_id])
