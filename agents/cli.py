@@ -16,6 +16,13 @@ A directory that holds a run is never overwritten silently: ``--resume`` continu
 extends it) and ``--overwrite`` starts it again. One process at a time writes a run
 directory (``.lock``). Ctrl-C (SIGINT) or SIGTERM during training finishes the current
 update, writes a checkpoint and exits with status 130; a second one stops at once.
+
+``--nproc N`` trains with N processes (``agents/common/distributed.py``): gloo on CPU,
+nccl and one GPU per process on CUDA, each process playing ``--n-envs`` slots of its
+own, gradients averaged. ``textgym train`` starts the processes itself (on CPU each runs
+one torch thread unless ``OMP_NUM_THREADS`` is set); ``torchrun --nproc-per-node N -m
+textgym.cli train ...`` works too. Rank 0 alone writes the run directory, and
+``summary.json`` records the ``world_size``.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from textgym.corpora.records import SPLIT_ALIASES
 from textgym.errors import TextgymError
 from textgym.io import lock_dir
 
+from .common import distributed
 from .common.checkpoints import ALGORITHMS
 from .common.encoders import is_causal_lm
 from .common.hyperparams import default_agent, default_hyperparams
@@ -76,6 +84,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--overwrite", action="store_true", help="replace the run already in --out, if any"
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=None,
+        help="train with N processes (torch.distributed: gloo on CPU, nccl with one GPU each "
+        "on CUDA; --n-envs slots each; on CPU one torch thread each unless OMP_NUM_THREADS "
+        "is set). Default: 1, or torchrun's WORLD_SIZE",
+    )
     p.set_defaults(func=train_command)
 
     e = subparsers.add_parser("eval", help="evaluate a trained run directory on a split")
@@ -202,6 +218,7 @@ def _check_counts(args: argparse.Namespace) -> None:
         ("--n-envs", args.n_envs, 1),
         ("--eval-freq", args.eval_freq, 0),
         ("--checkpoint-freq", args.checkpoint_freq, 1),
+        ("--nproc", args.nproc, 1),
     ):
         if value is not None and value < least:
             raise TextgymError(f"{option} must be >= {least}, got {value}")
@@ -277,10 +294,14 @@ def _clear_run(out: Path) -> None:
             path.unlink()
 
 
-def _refuse_changes(args: argparse.Namespace, config: dict, checkpoint: Path) -> None:
+def _refuse_changes(
+    args: argparse.Namespace, config: dict, checkpoint: Path, world_size: int = 1
+) -> None:
     """``--resume`` with a setting that differs from the run's: name it and stop."""
     hparams = config.get("hyperparameters") or {}
     given: list[tuple[str, Any, Any]] = [("env id", args.env_id, config.get("env_id"))]
+    # processes: n_envs and batch_size are per process, so their number is the experiment's
+    given.append(("--nproc", world_size, config.get("world_size", 1)))
     if args.agent is not None:
         given.append(("--agent", args.agent, config.get("algorithm")))
     if args.policy is not None:
@@ -351,6 +372,8 @@ def _save(model: OnPolicyAlgorithm, path: Path, checkpoint: Path, training_state
     try:
         model.save(path, training_state=training_state)
     except OSError as err:
+        if not model.dist.is_main:  # rank 0 wrote, cleans up and reports
+            raise distributed.RankZeroError(str(err)) from None
         shutil.rmtree(path.with_name(path.name + ".tmp"), ignore_errors=True)
         raise _write_error(err, path, checkpoint) from None
 
@@ -378,6 +401,7 @@ def train_command(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     if args.resume and args.overwrite:
         raise TextgymError("--resume and --overwrite exclude each other: choose one")
+    raw = {"--env-kwargs": args.env_kwargs, "--hparams": args.hparams}
     args.env_kwargs = (
         None if args.env_kwargs is None else _json_object(args.env_kwargs, "--env-kwargs")
     )
@@ -385,47 +409,158 @@ def train_command(args: argparse.Namespace) -> int:
     _check_counts(args)
     _check_env_id(args.env_id)
     _check_device(args.device)
+    world = distributed.launched_world_size()
+    if world > 1:  # a rank, started by torchrun or by the launch below
+        if args.nproc is not None and args.nproc != world:
+            raise TextgymError(
+                f"--nproc {args.nproc} but the launcher started WORLD_SIZE={world} processes: "
+                "leave --nproc out under torchrun"
+            )
+        return _train_rank(args, started)
+    nproc = args.nproc or _resumed_nproc(args)
+    if nproc > 1:
+        return _launch(args, raw, nproc)
+    return _train_rank(args, started)
+
+
+def _resumed_nproc(args: argparse.Namespace) -> int:
+    """``--resume`` without ``--nproc``: the run's number of processes (1 when unknown;
+    the rank then reads the checkpoint and reports what is wrong with it)."""
+    if not args.resume:
+        return 1
+    try:
+        size = read_json(resolve_dir(Path(args.out) / "checkpoint") / "config.json")["world_size"]
+    except (TextgymError, OSError, KeyError, TypeError):
+        return 1
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 1 else 1
+
+
+def _rank_argv(args: argparse.Namespace, raw: dict[str, str | None], nproc: int) -> list[str]:
+    """The ``textgym train`` arguments that each launched rank runs with."""
+    argv = ["train", args.env_id, "--out", str(args.out), "--timesteps", str(args.timesteps)]
+    argv += ["--device", args.device, "--nproc", str(nproc)]
+    options = {
+        "--agent": args.agent,
+        "--policy": args.policy,
+        "--seed": args.seed,
+        **raw,
+        "--n-envs": args.n_envs,
+        "--eval-freq": args.eval_freq,
+        "--checkpoint-freq": args.checkpoint_freq,
+    }
+    for option, value in options.items():
+        if value is not None:
+            argv += [option, str(value)]
+    flags = {"--resume": args.resume, "--overwrite": args.overwrite}
+    flags["--no-progress"] = args.no_progress
+    return argv + [flag for flag, on in flags.items() if on]
+
+
+def _launch(args: argparse.Namespace, raw: dict[str, str | None], nproc: int) -> int:
+    """``--nproc N``: start N ranks of this command on this machine and wait for them."""
+    import torch
+
+    cuda = (
+        args.device not in ("cpu", "mps") and not args.device.startswith("mps")
+    ) and torch.cuda.is_available()
+    if args.device.startswith("cuda:"):
+        raise TextgymError(
+            f"--device {args.device} with --nproc {nproc}: each process uses its own GPU "
+            "(cuda:LOCAL_RANK); pass --device cuda"
+        )
+    if cuda and nproc > torch.cuda.device_count():
+        raise TextgymError(
+            f"--nproc {nproc}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+            "one per process; use fewer processes or --device cpu"
+        )
+    threads = os.environ.get("OMP_NUM_THREADS")
+    how = (
+        "nccl, one GPU each"
+        if cuda
+        else "gloo, one torch thread each; set OMP_NUM_THREADS to change it"
+        if threads is None
+        else f"gloo, OMP_NUM_THREADS={threads} torch threads each"
+    )
+    print(f"textgym: training with {nproc} processes ({how})", file=sys.stderr, flush=True)
+    command = [sys.executable, "-m", "textgym.cli", *_rank_argv(args, raw, nproc)]
+    return distributed.launch(command, nproc, one_thread=not cuda)
+
+
+def _train_rank(args: argparse.Namespace, started: float) -> int:
+    """Train in this process: the only one, or one rank of several."""
     out = Path(args.out)
-    _prepare_out(out)
-    with lock_dir(out):
-        return _train_locked(args, out, started)
+    with distributed.process_group(args.device) as group, contextlib.ExitStack() as stack:
+
+        def claim() -> str | None:  # rank 0 alone decides about the run directory
+            _prepare_out(out)
+            stack.enter_context(lock_dir(out))
+            return _claim_run(args, out, group.world_size)
+
+        try:
+            algorithm = group.main_first(claim)
+            return _train_claimed(args, out, started, algorithm, group)
+        except distributed.RankZeroError:
+            return 2  # rank 0 reports it
+        except TextgymError as err:
+            if group.is_main:
+                raise
+            raise TextgymError(f"rank {group.rank}: {err}") from None
 
 
-def _train_locked(args: argparse.Namespace, out: Path, started: float) -> int:
-    checkpoint = out / "checkpoint"
-    saved = resolve_dir(checkpoint)
+def _claim_run(args: argparse.Namespace, out: Path, world_size: int) -> str | None:
+    """Check ``--out`` against ``--resume``/``--overwrite``; the algorithm to resume, if any."""
+    saved = resolve_dir(out / "checkpoint")
     if args.resume and saved.exists():
         config = read_json(saved / "config.json")
         if not isinstance(config, dict):
             raise TextgymError(f"{saved / 'config.json'}: not a textgym agent checkpoint")
-        _refuse_changes(args, config, saved)
+        _refuse_changes(args, config, saved, world_size)
         algorithm = config.get("algorithm")
         if algorithm not in ALGORITHMS:
             raise TextgymError(f"{saved}: corrupt checkpoint: unknown algorithm {algorithm!r}")
+        return algorithm
+    existing = [p.name for p in _run_entries(out)]
+    if existing and args.overwrite:
+        _clear_run(out)
+    elif existing and not (args.resume and {"summary.json", "model"}.isdisjoint(existing)):
+        raise TextgymError(
+            f"--out {out} already holds a run ({', '.join(existing)}); pass --resume to "
+            "continue it or --overwrite to replace it, or choose another --out"
+        )
+    elif existing:  # --resume of a run killed before its first checkpoint: start over
+        _clear_run(out)
+    return None
+
+
+def _train_claimed(
+    args: argparse.Namespace,
+    out: Path,
+    started: float,
+    algorithm: str | None,
+    group: distributed.Distributed,
+) -> int:
+    checkpoint = out / "checkpoint"
+    if algorithm is not None:
         model = ALGORITHMS[algorithm].load(checkpoint, device=args.device, log_dir=out)
-        print(f"resuming {algorithm} from {saved} at {model.num_timesteps} steps")
+        if group.is_main:
+            saved = resolve_dir(checkpoint)
+            print(f"resuming {algorithm} from {saved} at {model.num_timesteps} steps")
     else:
-        existing = [p.name for p in _run_entries(out)]
-        if existing and args.overwrite:
-            _clear_run(out)
-        elif existing and not (args.resume and {"summary.json", "model"}.isdisjoint(existing)):
-            raise TextgymError(
-                f"--out {out} already holds a run ({', '.join(existing)}); pass --resume to "
-                "continue it or --overwrite to replace it, or choose another --out"
-            )
-        elif existing:  # --resume of a run killed before its first checkpoint: start over
-            _clear_run(out)
         model = _new_model(args, out)
     _check_splits(model)
     freq = args.checkpoint_freq or max(args.timesteps // 10, 1)
     next_save = [(model.num_timesteps // freq + 1) * freq]
+    saved_at = [-1]
     stop = _GracefulStop()
 
     def save_checkpoint(m: OnPolicyAlgorithm) -> bool:
-        if m.num_timesteps >= next_save[0] or stop.signal is not None:
+        # agreed by every rank: a signal reaches the ranks at different updates
+        stopping = m.dist.any(stop.signal is not None)
+        if m.num_timesteps >= next_save[0] or stopping:
             _save(m, checkpoint, checkpoint, training_state=True)
             next_save[0] = (m.num_timesteps // freq + 1) * freq
-        return stop.signal is None
+            saved_at[0] = m.num_timesteps
+        return not stopping
 
     remaining = args.timesteps - model.num_timesteps
     try:
@@ -437,19 +572,27 @@ def _train_locked(args: argparse.Namespace, out: Path, started: float) -> int:
                     callback=save_checkpoint,
                     reset_num_timesteps=False,
                 )
-            if stop.signal is not None:
+                signalled = model.dist.any(stop.signal is not None)
+            if signalled:
+                if saved_at[0] != model.num_timesteps:  # the signal came after the last check
+                    _save(model, checkpoint, checkpoint, training_state=True)
                 model.logger.close()
-                print(
-                    f"textgym: stopped by {signal.Signals(stop.signal).name} at "
-                    f"{model.num_timesteps} steps; checkpoint saved in {checkpoint}; continue "
-                    f"with: textgym train {args.env_id} --out {out} --resume",
-                    file=sys.stderr,
-                )
+                if group.is_main:
+                    name = signal.Signals(stop.signal).name if stop.signal else "a signal"
+                    print(
+                        f"textgym: stopped by {name} at "
+                        f"{model.num_timesteps} steps; checkpoint saved in {checkpoint}; continue "
+                        f"with: textgym train {args.env_id} --out {out} --resume",
+                        file=sys.stderr,
+                    )
                 return 130
             _save(model, checkpoint, checkpoint, training_state=True)
         _save(model, out / "model", checkpoint, training_state=False)
     except OSError as err:  # progress.csv or the event files on a full disk
         raise _write_error(err, out, checkpoint) from None
+    if not group.is_main:  # rank 0 evaluates and writes the summary
+        model.logger.close()
+        return 0
     result = model.evaluate("test")
     _print_report(result, "test")
     summary = {
@@ -463,6 +606,7 @@ def _train_locked(args: argparse.Namespace, out: Path, started: float) -> int:
         "wall_time_s": model.wall_time,
         "session_time_s": time.perf_counter() - started,
         "device": str(model.device),
+        "world_size": group.world_size,
         "versions": _versions(),
         "test_metrics": result.metrics | {"mean_reward": result.mean_return},
         "test_report": result.report,

@@ -77,7 +77,7 @@ class PPO(OnPolicyAlgorithm):
         stop, epochs = False, 0
         while epochs < s.n_epochs and not stop:
             epochs += 1
-            for mb in buf.minibatches(s.batch_size, self.rng, self.device):
+            for mb in self._minibatches(s.batch_size):
                 log_prob, entropy, values, dist = self.policy.evaluate_actions(
                     mb.contexts, mb.ctx_index, mb.obs, mb.actions, mb.action_masks
                 )
@@ -104,6 +104,8 @@ class PPO(OnPolicyAlgorithm):
                     logs["reference_kl"].append(ref_kl.item())
                 with torch.no_grad():
                     approx_kl = ((ratio - 1) - log_ratio).mean().item()
+                # over every rank's minibatch, so that all ranks take the same early stop
+                (approx_kl,) = self.dist.mean_floats([approx_kl], len(mb.actions))
                 logs["policy_loss"].append(policy_loss.item())
                 logs["value_loss"].append(value_loss.item())
                 logs["entropy"].append(entropy.mean().item())
@@ -116,6 +118,7 @@ class PPO(OnPolicyAlgorithm):
                     break
                 self.optimizer.zero_grad()
                 loss.backward()
+                self.dist.all_reduce_grads(self.policy.parameters(), len(mb.actions))
                 torch.nn.utils.clip_grad_norm_(self.policy.parameters(), s.max_grad_norm)
                 self.optimizer.step()
         out = {f"train/{k}": float(np.mean(v)) for k, v in logs.items() if v}

@@ -63,17 +63,24 @@ class REINFORCE(OnPolicyAlgorithm):
         if s.baseline == "mean":
             # the returns do not depend on the critic (lambda = 1), only the baseline does
             buf.advantages[:] = buf.returns - self.running_mean
-            self.running_mean = s.baseline_momentum * self.running_mean + (
-                1 - s.baseline_momentum
-            ) * float(buf.returns[buf.valid].mean())
+            # of every rank's returns: the ranks keep one baseline
+            (mean_return,) = self.dist.mean_floats(
+                [float(buf.returns[buf.valid].mean())], int(buf.valid.sum())
+            )
+            self.running_mean = (
+                s.baseline_momentum * self.running_mean + (1 - s.baseline_momentum) * mean_return
+            )
         total = int(buf.valid.sum())
+        normalize = s.normalize_advantage and self.dist.sum_int(total) > 1
         adv_all = torch.as_tensor(buf.advantages[buf.valid])
-        mean, std = adv_all.mean(), adv_all.std() + 1e-8
+        # normalised over the whole rollout, of every rank
+        mean, std = self.dist.mean_std(adv_all)
+        std = std + 1e-8
         logs: dict[str, list[float]] = {"policy_loss": [], "value_loss": [], "entropy": []}
         self.optimizer.zero_grad()
         fit = s.baseline == "value" and s.n_critic_updates > 0
         batches = []
-        for mb in buf.minibatches(s.batch_size, self.rng, self.device):
+        for mb in self._minibatches(s.batch_size):  # the same count on every rank: see fit
             hidden = self.policy.encode(mb.contexts)
             log_prob, entropy, values, _ = self.policy.evaluate_actions(
                 mb.contexts, mb.ctx_index, mb.obs, mb.actions, mb.action_masks, hidden=hidden
@@ -82,7 +89,7 @@ class REINFORCE(OnPolicyAlgorithm):
                 batches.append((hidden.detach(), mb))
             adv = (
                 (mb.advantages - mean.to(self.device)) / std.to(self.device)
-                if (s.normalize_advantage and total > 1)
+                if normalize
                 else mb.advantages
             )
             weight = len(mb.actions) / total  # minibatches sum to the full-batch mean
@@ -95,11 +102,17 @@ class REINFORCE(OnPolicyAlgorithm):
             logs["policy_loss"].append(policy_loss.item())
             logs["value_loss"].append(value_loss.item())
             logs["entropy"].append(entropy.mean().item())
+        self.dist.all_reduce_grads(self.policy.parameters(), total)
         torch.nn.utils.clip_grad_norm_(self.policy.parameters(), s.max_grad_norm)
         self.optimizer.step()
         if fit:
             logs["value_loss"] += fit_critic(
-                self.policy, self.critic_optimizer, batches, s.n_critic_updates, s.max_grad_norm
+                self.policy,
+                self.critic_optimizer,
+                batches,
+                s.n_critic_updates,
+                s.max_grad_norm,
+                self.dist.all_reduce_grads,
             )
         out = {f"train/{k}": float(np.mean(v)) for k, v in logs.items()}
         out["train/learning_rate"] = self.optimizer.param_groups[0]["lr"]

@@ -150,6 +150,8 @@ class RLOO(OnPolicyAlgorithm):
                 ((pl - s.ent_coef * ent) / n_valid).backward()
                 policy_loss += pl.item()
                 entropy += ent.item()
+        # each rank's gradient is its mean over its steps: weighted, the mean over all
+        self.dist.all_reduce_grads(self.policy.parameters(), n_valid)
         torch.nn.utils.clip_grad_norm_(self.policy.parameters(), s.max_grad_norm)
         self.optimizer.step()
         rewards = buf.rewards[buf.valid]

@@ -86,17 +86,21 @@ class TRPO(OnPolicyAlgorithm):
         surrogate = (adv * (log_prob - mb.old_log_probs).exp()).mean()
         entropy = dist.entropy().mean()
         objective = surrogate + s.ent_coef * entropy
-        g = flat_grad(objective, params, retain_graph=True)
+        sub = slice(None, None, s.fisher_subsample)
+        # averaged over ranks, as are the Fisher-vector products and the line search's
+        # values below: every rank then solves the same system and takes the same step
+        n, n_sub = len(mb.actions), len(mb.actions[sub])
+        g = self.dist.mean(flat_grad(objective, params, retain_graph=True), n)
         old_logits = dist.logits.detach()
         old_dist = Categorical(logits=old_logits)
-        sub = slice(None, None, s.fisher_subsample)
         kl = kl_divergence(
             Categorical(logits=old_logits[sub]), Categorical(logits=dist.logits[sub])
         ).mean()
         grad_kl = flat_grad(kl, params, create_graph=True)
 
         def fisher_vector(v: torch.Tensor) -> torch.Tensor:
-            return flat_grad(grad_kl @ v, params, retain_graph=True) + s.cg_damping * v
+            fv = self.dist.mean(flat_grad(grad_kl @ v, params, retain_graph=True), n_sub)
+            return fv + s.cg_damping * v
 
         direction = conjugate_gradient(fisher_vector, g, max_iter=s.cg_max_steps)
         shs = (direction @ fisher_vector(direction)).clamp(min=1e-12)
@@ -107,7 +111,8 @@ class TRPO(OnPolicyAlgorithm):
             new, _ = self._dist(mb)
             new_obj = (adv * (new.log_prob(mb.actions) - mb.old_log_probs).exp()).mean()
             new_obj = new_obj + s.ent_coef * new.entropy().mean()
-            return new_obj.item() - base, kl_divergence(old_dist, new).mean().item()
+            values = (new_obj.item() - base, kl_divergence(old_dist, new).mean().item())
+            return self.dist.mean_floats(values, n)
 
         before = parameters_to_vector(params).detach()
         fraction = backtracking_line_search(
@@ -120,7 +125,7 @@ class TRPO(OnPolicyAlgorithm):
         )
         with torch.no_grad():
             new, _ = self._dist(mb)
-            approx_kl = kl_divergence(old_dist, new).mean().item()
+            (approx_kl,) = self.dist.mean_floats([kl_divergence(old_dist, new).mean().item()], n)
         return {
             "policy_loss": -surrogate.item(),
             "entropy": entropy.item(),
@@ -135,17 +140,21 @@ class TRPO(OnPolicyAlgorithm):
         # Fisher-vector products differentiate twice; only the math attention kernel
         # (not the fused CPU/flash ones) has a second derivative
         with sdpa_kernel(SDPBackend.MATH):
-            for mb in buf.minibatches(s.batch_size, self.rng, self.device):
+            for mb in self._minibatches(s.batch_size):
                 for k, v in self._policy_step(mb).items():
                     logs.setdefault(k, []).append(v)
         if s.n_critic_updates:
             with torch.no_grad():  # encoded once: the critic's steps leave the encoder as is
                 batches = [
-                    (self.policy.encode(mb.contexts), mb)
-                    for mb in buf.minibatches(s.batch_size, self.rng, self.device)
+                    (self.policy.encode(mb.contexts), mb) for mb in self._minibatches(s.batch_size)
                 ]
             logs["value_loss"] = fit_critic(
-                self.policy, self.optimizer, batches, s.n_critic_updates, s.max_grad_norm
+                self.policy,
+                self.optimizer,
+                batches,
+                s.n_critic_updates,
+                s.max_grad_norm,
+                self.dist.all_reduce_grads,
             )
         out = {f"train/{k}": float(np.mean(v)) for k, v in logs.items()}
         out["train/learning_rate"] = self.optimizer.param_groups[0]["lr"]

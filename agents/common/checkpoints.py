@@ -45,8 +45,25 @@ class CheckpointMixin:
         With ``training_state`` also the optimiser state, RNG states and episode counters,
         so ``--resume`` continues where the run stopped. The directory is written aside
         and swapped in, so an interrupted save leaves the previous checkpoint intact.
+
+        With several processes every rank calls ``save``: the ranks' random states are
+        gathered and rank 0 alone writes (the weights and optimiser states are the same
+        on every rank); a failed write raises on every rank.
         """
-        path = Path(path)
+        rank_states = None
+        if training_state and self.dist.enabled:
+            rank_states = self.dist.all_gather(self._rank_state())
+        self.dist.main_first(lambda: self._write(Path(path), training_state, rank_states))
+
+    def _rank_state(self) -> dict[str, Any]:
+        """What differs between ranks: their random states (numpy draws the minibatches)."""
+        return {
+            "numpy_rng": self.rng.bit_generator.state,
+            "torch": torch.get_rng_state(),
+            "sample": self.sample_generator.get_state(),
+        }
+
+    def _write(self, path: Path, training_state: bool, rank_states: list[dict] | None) -> None:
         tmp = path.with_name(path.name + ".tmp")
         if tmp.exists():
             import shutil
@@ -70,6 +87,7 @@ class CheckpointMixin:
             "num_updates": self.num_updates,
             "wall_time": self.wall_time,
             "eval_history": self.eval_history,
+            "world_size": self.dist.world_size,
         }
         if training_state:
             tensors, optim_json = {}, {}
@@ -89,6 +107,15 @@ class CheckpointMixin:
             }
             if self.schedule is not None:
                 config["training_state"]["schedule"] = self.schedule.state()
+            if self.schedule_rng is not self.rng:
+                config["training_state"]["schedule_rng"] = self.schedule_rng.bit_generator.state
+            if rank_states is not None:
+                for rank, state in enumerate(rank_states):
+                    tensors[f"rank{rank}/rng/torch"] = state["torch"]
+                    tensors[f"rank{rank}/rng/sample"] = state["sample"]
+                config["training_state"]["ranks"] = [
+                    {"numpy_rng": state["numpy_rng"]} for state in rank_states
+                ]
         atomic_write_json(tmp / "config.json", config)
         replace_dir(tmp, path)
 
@@ -193,6 +220,16 @@ class CheckpointMixin:
         self.logger.rows = list(state["log_rows"]) + self.logger.rows
         if self.schedule is not None and isinstance(state.get("schedule"), dict):
             self.schedule.load_state(state["schedule"])
+        if self.schedule_rng is not self.rng and isinstance(state.get("schedule_rng"), dict):
+            self.schedule_rng.bit_generator.state = state["schedule_rng"]
+        # a run of several ranks: each continues from its own random state; with another
+        # number of ranks every rank continues from rank 0's (textgym train refuses that)
+        ranks = state.get("ranks")
+        if isinstance(ranks, list) and len(ranks) == self.dist.world_size > 1:
+            rank = self.dist.rank
+            torch.set_rng_state(tensors[f"rank{rank}/rng/torch"])
+            self.sample_generator.set_state(tensors[f"rank{rank}/rng/sample"])
+            self.rng.bit_generator.state = ranks[rank]["numpy_rng"]
 
 
 LOAD_ERRORS = (
@@ -251,6 +288,8 @@ def _validate_config(path: Path, config: dict, settings_class: type) -> None:
             raise bad(f"{key!r} is not a non-negative integer")
     if "wall_time" in config and not _TYPES["float"](config["wall_time"]):
         raise bad("'wall_time' is not a number")
+    if "world_size" in config and not (_is_count(config["world_size"]) and config["world_size"]):
+        raise bad("'world_size' is not a positive integer")
     if config.get("env_id") is not None and not isinstance(config["env_id"], str):
         raise bad("'env_id' is not a string")
     policy = config["policy"]
@@ -280,6 +319,11 @@ def _validate_config(path: Path, config: dict, settings_class: type) -> None:
             state.get("log_rows"), list
         ):
             raise bad("'training_state' lacks its numpy_rng or log_rows")
+        ranks = state.get("ranks", [])
+        if not isinstance(ranks, list) or not all(
+            isinstance(r, dict) and isinstance(r.get("numpy_rng"), dict) for r in ranks
+        ):
+            raise bad("'training_state.ranks' is not a list of random states")
 
 
 def _check_env_info(path: Path, saved: dict, current: dict) -> None:

@@ -10,6 +10,10 @@ changes, i.e. once per episode; after each update the cache is dropped because t
 weights changed. Updates encode each unique context of a minibatch once
 (:meth:`RolloutBuffer.minibatches`). The hot path has no Python loop over tokens or
 slots.
+
+Several processes (``textgym train --nproc N``, ``torchrun``, or a script that initialises
+``torch.distributed``): each rank plays its own ``n_envs`` slots and gradients are
+averaged over ranks; see ``agents/common/distributed.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,9 +31,10 @@ import torch
 
 from textgym.errors import TextgymError
 
-from .buffers import RolloutBuffer
+from .buffers import Minibatch, RolloutBuffer
 from .caches import ContextCache, FrozenEncodings
 from .checkpoints import CheckpointMixin
+from .distributed import Distributed
 from .encoders import check_positions
 from .env_utils import (
     action_masks,
@@ -53,7 +58,8 @@ class OnPolicySettings:
     """Hyperparameters every on-policy algorithm here shares (SB3 names)."""
 
     n_envs: int = 16
-    """Slots of the native vector env used for rollouts."""
+    """Slots of the native vector env used for rollouts (per process when training on
+    several: a rollout is then ``world_size * n_envs * n_steps`` env steps)."""
     n_steps: int = 64
     """Steps per slot per rollout; a rollout is ``n_envs * n_steps`` env steps."""
     learning_rate: float = 3e-5
@@ -82,7 +88,8 @@ class OnPolicySettings:
     value_floor: float = 0.05
     """Lower bound on V(s) when scaling advantages (caps the weight at 1/value_floor)."""
     batch_size: int = 256
-    """Steps per minibatch (whole contexts are kept together)."""
+    """Steps per minibatch (whole contexts are kept together); per process when training
+    on several, whose minibatch gradients are averaged."""
     eval_freq: int = 0
     """Evaluate on ``eval_split`` every this many env steps (0: never during learn)."""
     eval_split: str = "validation"
@@ -156,7 +163,8 @@ class OnPolicyAlgorithm(CheckpointMixin):
             )
         self.settings = self.settings_class(**hparams)
         self.seed = seed
-        self.device = resolve_device(device)
+        self.dist = Distributed()
+        self.device = self.dist.device(resolve_device(device))
         torch.manual_seed(seed)
         self.rng = np.random.default_rng(seed)
         self.sample_generator = torch.Generator(device=self.device).manual_seed(seed)
@@ -197,7 +205,7 @@ class OnPolicyAlgorithm(CheckpointMixin):
         # logits, so the rollout's forward pass is also the update's (no second encoder pass)
         self.rollout_grad = False
         self.rollout_logits: list[tuple[int, np.ndarray, torch.Tensor]] = []
-        self.logger = Logger(log_dir)
+        self.logger = Logger(log_dir if self.dist.is_main else None)  # rank 0 writes
         self._setup()
         self._cache = ContextCache(self.policy)
         self._predict_cache = ContextCache(self.policy)
@@ -206,7 +214,11 @@ class OnPolicyAlgorithm(CheckpointMixin):
         self._ep_lengths = np.zeros(self.env.num_envs, np.int64)
         self._recent_returns: deque[float] = deque(maxlen=100)
         self._recent_lengths: deque[int] = deque(maxlen=100)
+        self._finished: tuple[list[float], list[int]] = ([], [])  # episodes of this rollout
         self.schedule: ExampleSchedule | None = None
+        # every rank must draw the same examples to split them: with several ranks the
+        # schedule has its own generator (self.rng's draws differ between ranks)
+        self.schedule_rng = np.random.default_rng(seed) if self.dist.enabled else self.rng
         n_steps = self.settings.n_steps
         if self._episode_mode:
             g = self.settings.group_size
@@ -256,27 +268,49 @@ class OnPolicyAlgorithm(CheckpointMixin):
     def _has_masks(self) -> bool:
         return self.env_info["task"] == "summarization"
 
-    def _sample(self, logits: torch.Tensor, masks: torch.Tensor | None):
+    def _sample(self, logits: torch.Tensor, masks: torch.Tensor | None, all_ranks: bool = False):
+        """Sample actions; ``all_ranks``: the rows are this rank's rollout slots, drawn
+        from the noise of every rank's slots (``Distributed.pad_rows``)."""
         dist = self.policy.distribution(logits, masks)
-        actions = torch.multinomial(dist.probs, 1, generator=self.sample_generator)[:, 0]
+        probs = self.dist.pad_rows(dist.probs) if all_ranks else dist.probs
+        actions = torch.multinomial(probs, 1, generator=self.sample_generator)[:, 0]
+        if all_ranks:
+            actions = self.dist.own_rows(actions)
         return actions, dist.log_prob(actions)
 
     def collect_rollouts(self) -> None:
         """Fill ``self.buffer`` with one rollout and compute its advantages."""
-        if self._episode_mode:
-            self._collect_group_rollout()
-        else:
-            self._collect_steps()
+        self._finished = ([], [])
+        steps = self._collect_group_rollout() if self._episode_mode else self._collect_steps()
+        self._count_rollout(steps)
         self.buffer.finalize(merge=self.settings.context_cache)
         self._compute_advantages()
 
+    def _count_rollout(self, steps: int) -> None:
+        """Add the rollout's env steps and finished episodes, of every rank, to the counts."""
+        returns, lengths = self._finished
+        if self.dist.enabled:
+            ranks = self.dist.all_gather((steps, returns, lengths))
+            steps = sum(r[0] for r in ranks)
+            returns = [x for r in ranks for x in r[1]]
+            lengths = [x for r in ranks for x in r[2]]
+        self.num_timesteps += steps
+        self.num_episodes += len(returns)
+        self._recent_returns.extend(returns)
+        self._recent_lengths.extend(lengths)
+
     @torch.no_grad()
-    def _collect_steps(self) -> None:
-        """``n_steps`` vector steps of every slot; episodes run on across rollouts."""
+    def _collect_steps(self) -> int:
+        """``n_steps`` vector steps of every slot; episodes run on across rollouts.
+
+        Returns the env steps taken.
+        """
         s, buf, env = self.settings, self.buffer, self.env
         n = env.num_envs
         if self._obs is None:
-            self._obs, _ = env.reset(seed=self.seed + self.num_timesteps)
+            # rank r's slot i plays what slot r * n + i of one process would
+            seed = self.seed + self.num_timesteps + self.dist.rank * n
+            self._obs, _ = env.reset(seed=seed)
         self._cache.clear()  # the weights changed since the last rollout
         buf.reset()
         ctx_ids = np.zeros(n, np.int64)
@@ -292,7 +326,7 @@ class OnPolicyAlgorithm(CheckpointMixin):
             masks = action_masks(env) if self._has_masks else None
             masks_t = None if masks is None else torch.as_tensor(masks, device=self.device)
             logits, values = self._cache.heads(obs_t)
-            actions, log_probs = self._sample(logits, masks_t)
+            actions, log_probs = self._sample(logits, masks_t, all_ranks=True)
             if changed.size:  # new episodes (and every slot at the start) are new contexts
                 ctx_ids[changed] = buf.add_contexts(obs, changed)
             buf.add(
@@ -314,7 +348,6 @@ class OnPolicyAlgorithm(CheckpointMixin):
             buf.add_outcome(rewards, terminated, truncated, np.zeros(n))
             self._track_episodes(rewards, terminated | truncated)
             self._obs = next_obs
-            self.num_timesteps += n
         # bootstrap the unfinished episodes with V(s_T)
         obs_t = obs_to_tensors(self._obs, self.device)
         self._cache.update(self._obs, obs_t)
@@ -322,18 +355,25 @@ class OnPolicyAlgorithm(CheckpointMixin):
         done = buf.terminated | buf.truncated
         following = np.concatenate([buf.values[1:], last_values.cpu().numpy()[None]])
         buf.next_values[:] = np.where(done, final_values, following)
+        return s.n_steps * n
 
-    def _collect_group_rollout(self) -> None:
+    def _collect_group_rollout(self) -> int:
         """One whole episode per slot, ``G`` slots per example (``agents/common/group.py``).
 
         Each group's context is encoded once. Slots whose episode has ended are parked
         (placeholder action, invalid steps, no policy pass). With ``rollout_grad`` the
         policy runs with autograd and ``rollout_logits`` keeps ``(t, rows, logits)`` per
-        step for an update that reuses this forward pass.
+        step for an update that reuses this forward pass. Returns the env steps taken.
+
+        With several ranks every rank draws the examples of all ranks from its copy of
+        the schedule (the same on every rank) and plays its share, so the ranks play
+        distinct examples and hold the same schedule.
         """
         s, buf, env = self.settings, self.buffer, self.env
         n, g = env.num_envs, s.group_size
-        examples = self.schedule.draw(n // g, self.rng)
+        share = n // g
+        examples = self.schedule.draw(share * self.dist.world_size, self.schedule_rng)
+        examples = examples[self.dist.rank * share : (self.dist.rank + 1) * share]
         obs, _ = env.reset(options={"index": np.repeat(examples, g)})
         buf.reset()
         self.rollout_logits = []
@@ -351,6 +391,7 @@ class OnPolicyAlgorithm(CheckpointMixin):
             hidden = self.policy.encode(contexts)  # (n_groups, L', H)
             slot_ctx = torch.as_tensor(np.repeat(np.arange(n // g), g), device=self.device)
             alive = np.ones(n, bool)
+            steps = 0
             while alive.any():
                 if buf.pos == buf.n_steps:
                     raise TextgymError(
@@ -368,8 +409,10 @@ class OnPolicyAlgorithm(CheckpointMixin):
                 )
                 probs = torch.ones(n, dist.probs.shape[-1], device=self.device)
                 probs[rows_t] = dist.probs.detach()
-                actions_t = sample_group_actions(
-                    probs, g, self.sample_generator, s.distinct_actions
+                actions_t = self.dist.own_rows(
+                    sample_group_actions(
+                        self.dist.pad_rows(probs), g, self.sample_generator, s.distinct_actions
+                    )
                 )
                 log_probs = torch.zeros(n, device=self.device)
                 log_probs[rows_t] = dist.log_prob(actions_t[rows_t]).detach()
@@ -406,7 +449,7 @@ class OnPolicyAlgorithm(CheckpointMixin):
                     rewards, np.where(alive, terminated, True), truncated & alive, final_values
                 )
                 self._track_episodes(rewards, done & alive, alive)
-                self.num_timesteps += int(alive.sum())
+                steps += int(alive.sum())
                 alive &= ~done
                 obs_t = obs_to_tensors(obs, self.device)
         # every slot's episode ended inside the rollout: V(s_{t+1}) is the next row's value
@@ -416,6 +459,7 @@ class OnPolicyAlgorithm(CheckpointMixin):
         done = buf.terminated | buf.truncated
         following = np.concatenate([buf.values[1:], np.zeros((1, n), np.float32)])
         buf.next_values[:] = np.where(done, buf.next_values, following)
+        return steps
 
     def _compute_advantages(self) -> None:
         """GAE from the critic (algorithms without one override this)."""
@@ -438,9 +482,8 @@ class OnPolicyAlgorithm(CheckpointMixin):
         self._ep_returns += rewards
         self._ep_lengths += 1 if playing is None else playing
         if done.any():
-            self._recent_returns.extend(self._ep_returns[done].tolist())
-            self._recent_lengths.extend(self._ep_lengths[done].tolist())
-            self.num_episodes += int(done.sum())
+            self._finished[0].extend(self._ep_returns[done].tolist())
+            self._finished[1].extend(self._ep_lengths[done].tolist())
             self._ep_returns[done] = 0.0
             self._ep_lengths[done] = 0
 
@@ -471,6 +514,11 @@ class OnPolicyAlgorithm(CheckpointMixin):
                 evaluation's headline metric (each evaluation also prints a line).
             callback: Called after every update with the algorithm; returning False stops.
             reset_num_timesteps: As in SB3: False continues counting (``--resume``).
+
+        With several processes (``agents/common/distributed.py``) every rank calls
+        ``learn`` with the same arguments; ``total_timesteps`` counts the env steps of
+        all ranks, rank 0 alone shows the bar, logs and evaluates, and the run stops
+        on every rank when ``callback`` returns False on any.
         """
         from tqdm.auto import tqdm
 
@@ -478,10 +526,21 @@ class OnPolicyAlgorithm(CheckpointMixin):
             self.num_timesteps = 0
             self._obs = None
         target = self.num_timesteps + total_timesteps
+        if self.dist.enabled:
+            self.dist.check_same(
+                "agent, settings, seed or step count",
+                (self.name, self.hyperparameters(), self.seed, self.num_timesteps, target),
+            )
+            self.dist.broadcast_modules([self.policy, *self._frozen_modules().values()])
         for opt in self._optimizers().values():
             for group in opt.param_groups:
                 group.setdefault("initial_lr", group["lr"])
-        bar = tqdm(total=target, initial=self.num_timesteps, disable=not progress_bar, unit="step")
+        bar = tqdm(
+            total=target,
+            initial=self.num_timesteps,
+            disable=not (progress_bar and self.dist.is_main),
+            unit="step",
+        )
         next_eval = self._next_multiple(self.settings.eval_freq)
         postfix: dict[str, str] = {}
         try:
@@ -489,7 +548,7 @@ class OnPolicyAlgorithm(CheckpointMixin):
                 start, steps_before = time.perf_counter(), self.num_timesteps
                 self._set_learning_rate(1.0 - self.num_timesteps / target)
                 self.collect_rollouts()
-                logs = self.train()
+                logs = self._mean_over_ranks(self.train())
                 self.policy.eval()
                 self.num_updates += 1
                 self.wall_time += time.perf_counter() - start
@@ -500,24 +559,58 @@ class OnPolicyAlgorithm(CheckpointMixin):
                     row["rollout/ep_len_mean"] = float(np.mean(self._recent_lengths))
                     postfix["return"] = f"{row['rollout/ep_rew_mean']:.3f}"
                 if next_eval and self.num_timesteps >= next_eval:
-                    metrics = self._periodic_eval()
-                    row.update({f"eval/{k}": v for k, v in metrics.items()})
-                    name, value = headline_metric(metrics)
-                    postfix[f"{self.settings.eval_split}_{name}"] = f"{value:.3f}"
-                    bar.write(
-                        f"{self.num_timesteps} steps: {self.settings.eval_split} {name} {value:.4f}"
-                    )
+                    # rank 0 evaluates; the others wait for it at their next collective
+                    if self.dist.is_main:
+                        metrics = self._periodic_eval()
+                        row.update({f"eval/{k}": v for k, v in metrics.items()})
+                        name, value = headline_metric(metrics)
+                        postfix[f"{self.settings.eval_split}_{name}"] = f"{value:.3f}"
+                        bar.write(
+                            f"{self.num_timesteps} steps: {self.settings.eval_split} {name} "
+                            f"{value:.4f}"
+                        )
                     next_eval = self._next_multiple(self.settings.eval_freq)
                 self.logger.record(row, self.num_timesteps)
                 # whole rollouts can end past the target: grow the bar instead of overflowing it
                 bar.total = max(bar.total, self.num_timesteps)
                 bar.update(self.num_timesteps - steps_before)
                 bar.set_postfix(postfix, refresh=False)
-                if callback is not None and callback(self) is False:
+                if callback is not None and self.dist.any(callback(self) is False):
                     break
         finally:
             bar.close()
         return self
+
+    def _mean_over_ranks(self, logs: dict[str, float]) -> dict[str, float]:
+        """Each ``train/*`` value averaged over ranks (each rank computed it on its data)."""
+        if not self.dist.enabled:
+            return logs
+        ranks = self.dist.all_gather(logs)
+        keys = [k for k in logs if all(k in r for r in ranks)]
+        return {k: float(np.mean([r[k] for r in ranks])) for k in keys}
+
+    def _minibatches(self, batch_size: int) -> Iterator[Minibatch]:
+        """``self.buffer.minibatches`` with the same number of minibatches on every rank.
+
+        An algorithm that takes a collective step per minibatch (PPO, TRPO, the critic
+        fits) must iterate this: ranks of a group rollout hold different numbers of
+        valid steps, and one more minibatch on one rank would wait for ever on the
+        others. Every rank takes the fewest any rank has; a rank with more joins its
+        last ones into one (its last minibatch is larger than ``batch_size``).
+        """
+        batches = self.buffer.minibatches(batch_size, self.rng, self.device)
+        if not self.dist.enabled:
+            yield from batches
+            return
+        count = self.dist.min_int(-(-int(self.buffer.valid.sum()) // batch_size))
+        rest = []
+        for i, mb in enumerate(batches):
+            if i < count - 1:
+                yield mb
+            else:
+                rest.append(mb)
+        if rest:
+            yield concat_minibatches(rest)
 
     def _next_multiple(self, freq: int) -> int:
         return 0 if not freq else (self.num_timesteps // freq + 1) * freq
@@ -596,6 +689,31 @@ def headline_metric(metrics: dict[str, float]) -> tuple[str, float]:
         if name in metrics:
             return name, metrics[name]
     return "mean_reward", metrics["mean_reward"]
+
+
+def concat_minibatches(batches: list[Minibatch]) -> Minibatch:
+    """One minibatch holding the steps of ``batches`` (a context cut between two of them
+    appears twice in its contexts, which changes nothing but one more encoding)."""
+    if len(batches) == 1:
+        return batches[0]
+    first = batches[0]
+    offsets = np.cumsum([0] + [len(next(iter(mb.contexts.values()))) for mb in batches[:-1]])
+    return Minibatch(
+        contexts={k: torch.cat([mb.contexts[k] for mb in batches]) for k in first.contexts},
+        ctx_index=torch.cat(
+            [mb.ctx_index + int(o) for mb, o in zip(batches, offsets, strict=True)]
+        ),
+        obs={k: torch.cat([mb.obs[k] for mb in batches]) for k in first.obs},
+        actions=torch.cat([mb.actions for mb in batches]),
+        old_log_probs=torch.cat([mb.old_log_probs for mb in batches]),
+        old_values=torch.cat([mb.old_values for mb in batches]),
+        advantages=torch.cat([mb.advantages for mb in batches]),
+        returns=torch.cat([mb.returns for mb in batches]),
+        action_masks=None
+        if first.action_masks is None
+        else torch.cat([mb.action_masks for mb in batches]),
+        extras={k: torch.cat([mb.extras[k] for mb in batches]) for k in first.extras},
+    )
 
 
 def normalize(advantages: torch.Tensor) -> torch.Tensor:

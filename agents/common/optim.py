@@ -102,13 +102,16 @@ def fit_critic(
     batches: Sequence[tuple[torch.Tensor, Any]],
     passes: int,
     max_grad_norm: float,
+    all_reduce_grads: Callable[[Sequence[torch.nn.Parameter], float], None] | None = None,
 ) -> list[float]:
     """``passes`` sweeps of value-head regression onto the returns; the losses per step.
 
     ``batches`` holds ``(hidden, minibatch)`` pairs: encoder states computed once (the
     critic's steps do not change the encoder, so they stay exact) and the minibatch whose
     ``returns`` are the targets. ``optimizer`` should hold the value parameters only;
-    gradients reaching other parameters are dropped.
+    gradients reaching other parameters are dropped. ``all_reduce_grads(params, steps)``
+    averages the gradient over processes before each step (``Distributed.all_reduce_grads``;
+    every process must then hold the same number of batches).
     """
     params = [p for group in optimizer.param_groups for p in group["params"]]
     losses = []
@@ -118,6 +121,8 @@ def fit_critic(
             loss = torch.nn.functional.mse_loss(values, mb.returns)
             optimizer.zero_grad()
             loss.backward()
+            if all_reduce_grads is not None:
+                all_reduce_grads(params, len(mb.returns))
             torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
             optimizer.step()
             policy.zero_grad(set_to_none=True)
