@@ -280,3 +280,18 @@ def test_address_needs_the_ray_backend(tmp_path, capsys):
     assert main(argv) == 2
     assert "--address names a Ray cluster: it needs --backend ray" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_worker_env_gives_threads_per_cpu_and_hides_unreserved_gpus():
+    from textgym.leaderboard.ray_backend import worker_env
+
+    [spec] = parse_config({**CONFIG, "agents": {"ppo": {"resources": {"cpus": 3}}}})
+    assert worker_env(spec, {}) == {
+        "OMP_NUM_THREADS": "3",
+        "MKL_NUM_THREADS": "3",
+        "TOKENIZERS_PARALLELISM": "false",
+        "CUDA_VISIBLE_DEVICES": "",  # device: auto must not take a GPU it did not reserve
+    }
+    assert worker_env(spec, {"OMP_NUM_THREADS": "1"})["MKL_NUM_THREADS"] == "1"  # the driver's
+    [gpu] = parse_config({**CONFIG, "agents": {"ppo": {"resources": {"gpus": 1}}}})
+    assert "CUDA_VISIBLE_DEVICES" not in worker_env(gpu, {})  # Ray sets the reserved one

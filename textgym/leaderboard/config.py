@@ -215,8 +215,8 @@ def _run_resources(
     if uses_device and cuda and merged["gpus"] == 0:
         raise _fail(
             source,
-            f"{where}: device is cuda but resources ask for no GPU (Ray hides the GPUs from "
-            "a task that reserves none); set gpus, or device: auto to use one when reserved",
+            f"{where}: device is cuda but resources ask for no GPU (a Ray run sees only the "
+            "GPUs it reserves); set gpus, or device: auto to use one when reserved",
         )
     return {k: int(v) if float(v).is_integer() else float(v) for k, v in merged.items()}
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,17 +56,25 @@ def import_ray() -> Any:
     return ray
 
 
-def thread_settings(spec: RunSpec, environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The thread variables of a run's worker: the driver's, else one torch thread per
-    reserved CPU (the local backend's ``cpu_count // workers`` on a one-run machine)."""
+def worker_env(spec: RunSpec, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What a run's task sets in its worker's environment, from the driver's ``environ``.
+
+    Threads: the driver's ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``, else one torch thread
+    per reserved CPU (as the local backend gives each of its workers a share of the CPUs).
+    A run that reserves no GPU sees none (``CUDA_VISIBLE_DEVICES=""``): recent Ray leaves
+    a zero-GPU task every GPU of its node, and ``device: auto`` would take one unreserved.
+    """
     environ = os.environ if environ is None else environ
     threads = str(max(1, int(spec.resources["cpus"])))
     omp = environ.get("OMP_NUM_THREADS", threads)
-    return {
+    env = {
         "OMP_NUM_THREADS": omp,
         "MKL_NUM_THREADS": environ.get("MKL_NUM_THREADS", omp),
         "TOKENIZERS_PARALLELISM": environ.get("TOKENIZERS_PARALLELISM", "false"),
     }
+    if spec.resources["gpus"] == 0:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    return env
 
 
 def _wait_for_lock(run_dir: Path, timeout_s: float) -> None:
@@ -91,7 +100,7 @@ def run_task(run_dir: str, env_vars: dict[str, str], cwd: str) -> dict[str, Any]
 
     Args:
         run_dir: Absolute path of the run directory (on the shared filesystem).
-        env_vars: Thread settings for the worker (:func:`thread_settings`).
+        env_vars: Set in the worker's environment (:func:`worker_env`).
         cwd: The driver's working directory, where relative ``data_dir`` paths point.
 
     Returns:
@@ -109,7 +118,7 @@ def run_task(run_dir: str, env_vars: dict[str, str], cwd: str) -> dict[str, Any]
         }
     _wait_for_lock(path, LOCK_WAIT_S)
     env = {**os.environ, **env_vars, PARENT_ENV: str(os.getpid())}
-    gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
+    gpus = env.get("CUDA_VISIBLE_DEVICES")
     with open(path / "log.txt", "a", encoding="utf-8") as log:
         log.write(
             f"textgym bench: Ray task on node {node} (pid {os.getpid()}"
@@ -181,7 +190,7 @@ def run_on_ray(
                     name=f"textgym-bench:{spec.key}",
                     num_cpus=spec.resources["cpus"],
                     num_gpus=spec.resources["gpus"],
-                ).remote(str(run_dir), thread_settings(spec), cwd)
+                ).remote(str(run_dir), worker_env(spec), cwd)
                 active[ref] = spec
             bar.set_postfix_str(f"{len(active)} submitted", refresh=True)
             done, _ = ray.wait(list(active), num_returns=1, timeout=1.0)
