@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,17 +82,23 @@ class LabelledSplit:
         return len(self) if idx is None else len(idx)
 
 
-def labelled_split(env: Any, limit: int | None = None) -> LabelledSplit:
+def labelled_split(
+    env: Any, limit: int | None = None, indices: Sequence[int] | np.ndarray | None = None
+) -> LabelledSplit:
     """The context arrays and gold answers of a single env's split.
 
     Args:
         env: A single (not vector) ``TextNER-v0`` or ``TextClassification-v0`` env, made
             with the split to read.
-        limit: Keep the first ``limit`` examples (None: all).
+        limit: Read the first ``limit`` examples (None: all).
+        indices: Read these examples, in this order, instead (not with ``limit``). A
+            split may be ordered (bbc-news' train split is grouped by class), so a
+            subset of it should be drawn rather than cut.
 
     Raises:
-        TextgymError: A vector env, a task other than NER and classification, or a gold
-            tag / label that is not among the env's ``labels``.
+        TextgymError: A vector env, a task other than NER and classification, an index
+            outside the split, or a gold tag / label that is not among the env's
+            ``labels``.
     """
     if isinstance(env, gym.vector.VectorEnv):
         raise TextgymError(
@@ -104,14 +110,26 @@ def labelled_split(env: Any, limit: int | None = None) -> LabelledSplit:
         raise TextgymError(
             f"supervised fine-tuning covers NER and classification, not {base.task!r}"
         )
+    if limit is not None and indices is not None:
+        raise TextgymError("labelled_split takes limit or indices, not both")
     if limit is not None and limit < 1:
         raise TextgymError(f"labelled_split: limit must be >= 1 or None, got {limit}")
+    n = base.num_examples
+    if indices is None:
+        indices = range(n if limit is None else min(limit, n))
+    indices = [int(i) for i in indices]
+    if not indices:
+        raise TextgymError("labelled_split: no examples to read")
+    outside = [i for i in indices if not 0 <= i < n]
+    if outside:
+        raise TextgymError(
+            f"labelled_split: indices {outside[:5]} are outside the split's {n} examples"
+        )
     label_id = {label: i for i, label in enumerate(base.labels)}
     keys = CONTEXT_KEYS[base.task]
-    n = base.num_examples if limit is None else min(limit, base.num_examples)
     rows: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     gold = []
-    for i in range(n):
+    for i in indices:
         obs, _ = env.reset(options={"index": i})
         for k in keys:
             rows[k].append(np.array(obs[k], copy=True))

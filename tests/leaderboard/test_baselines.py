@@ -6,6 +6,7 @@ import json
 from collections import Counter
 
 import gymnasium as gym
+import numpy as np
 import pytest
 
 import textgym
@@ -93,9 +94,12 @@ def test_supervised_summary_counts_labelled_decisions(tmp_path):
         learning_rate=3e-4,
     )
     env = gym.make(NER[0], split="train", **NER[1])
+    # the 48 sentences the run's seed (0) draws from the split
+    drawn = np.random.default_rng(0).choice(env.unwrapped.num_examples, 48, replace=False)
     # the words each sentence's observation holds (a long tweet loses words to max_tokens)
-    words = sum(int(env.reset(options={"index": i})[0]["word_mask"].sum()) for i in range(48))
-    assert words < sum(len(ex.tags) for ex in examples(NER, "train")[:48])
+    words = sum(int(env.reset(options={"index": int(i)})[0]["word_mask"].sum()) for i in drawn)
+    train = examples(NER, "train")
+    assert words < sum(len(train[i].tags) for i in drawn)
     assert summary["total_env_steps"] == 2 * words
     assert summary["policy"] == "tiny" and summary["device"] == "cpu"
     first, second = summary["validation_curve"]
