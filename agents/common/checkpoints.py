@@ -99,6 +99,9 @@ class CheckpointMixin:
                 optim_json[name] = state["param_groups"]
             tensors["rng/torch"] = torch.get_rng_state()
             tensors["rng/sample"] = self.sample_generator.get_state()
+            for rank, state in enumerate(rank_states or []):
+                tensors[f"rank{rank}/rng/torch"] = state["torch"]
+                tensors[f"rank{rank}/rng/sample"] = state["sample"]
             atomic_save_tensors(tmp / "training_state.safetensors", tensors)
             config["training_state"] = {
                 "optimizers": optim_json,
@@ -110,9 +113,6 @@ class CheckpointMixin:
             if self.schedule_rng is not self.rng:
                 config["training_state"]["schedule_rng"] = self.schedule_rng.bit_generator.state
             if rank_states is not None:
-                for rank, state in enumerate(rank_states):
-                    tensors[f"rank{rank}/rng/torch"] = state["torch"]
-                    tensors[f"rank{rank}/rng/sample"] = state["sample"]
                 config["training_state"]["ranks"] = [
                     {"numpy_rng": state["numpy_rng"]} for state in rank_states
                 ]

@@ -77,7 +77,8 @@ class OnPolicySettings:
     max_grad_norm: float = 1.0
     """Gradient-norm clipping threshold."""
     normalize_advantage: bool = True
-    """Standardise advantages per minibatch."""
+    """Standardise advantages per minibatch (with several processes: each process's own
+    minibatch; REINFORCE standardises over the whole rollout of every process)."""
     scale_advantage_by_value: bool = False
     """Divide each state's advantage by its value ``max(V(s), value_floor)``.
 
