@@ -9,7 +9,7 @@ only where and when a run starts differs. Every node must see ``--out`` at the s
 absolute path (a shared filesystem): the driver writes ``run.json`` there and reads the
 summaries back.
 
-Interruption: Ctrl-C (or SIGTERM) of the driver cancels the tasks; a running task stops
+Interruption: Ctrl-C or SIGTERM of the driver cancels the tasks; a running task stops
 its worker as the local backend does (SIGTERM, SIGKILL after 30 s) and the checkpoints
 stay. A driver killed outright takes its tasks down with it: Ray kills the workers of a
 job whose driver died (and a local Ray started by the driver dies with it), and a worker
@@ -23,7 +23,9 @@ Ray is imported only here, and this module only with ``--backend ray``.
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -151,6 +153,10 @@ def _connect(ray: Any, address: str | None) -> bool:
     return True
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def _failure(err: Exception) -> str:
     first = str(err).strip().splitlines()
     return f"Ray: {type(err).__name__}" + (f": {first[0]}" if first else "")
@@ -176,6 +182,10 @@ def run_on_ray(
     out = out.absolute()
     cwd = os.getcwd()
     started = _connect(ray, address)
+    # SIGTERM stops the bench as Ctrl-C does (Ray's own handler would abort the driver
+    # with a stack dump and leave the tasks to the job's cleanup).
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
     bar = tqdm(total=total, initial=len(result.skipped), unit="run", disable=not progress)
     task = ray.remote(max_retries=MAX_RETRIES)(run_task)
     active: dict[Any, RunSpec] = {}
@@ -214,4 +224,6 @@ def run_on_ray(
         bar.close()
         if started:
             ray.shutdown()
+        if main_thread:  # None: a handler set outside Python (Ray's), gone with Ray
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
     return result
