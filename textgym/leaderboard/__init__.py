@@ -3,7 +3,8 @@
 intervals (Markdown, JSON, HTML) and learning curves.
 
 Modules: :mod:`~textgym.leaderboard.config` (the YAML), :mod:`~textgym.leaderboard.runner`
-and :mod:`~textgym.leaderboard.worker` (running it), :mod:`~textgym.leaderboard.baselines`
+and :mod:`~textgym.leaderboard.worker` (running it; :mod:`~textgym.leaderboard.ray_backend`
+on Ray), :mod:`~textgym.leaderboard.baselines`
 (random, majority, lead, supervised), :mod:`~textgym.leaderboard.stats` (bootstrap
 interval, IQM), :mod:`~textgym.leaderboard.table` (pooling rules) and
 :mod:`~textgym.leaderboard.render` (the pages). Only ``bench`` and the ``supervised``
