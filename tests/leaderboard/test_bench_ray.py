@@ -73,7 +73,14 @@ def ray_address():
     ray = pytest.importorskip(
         "ray", reason="the Ray backend's tests need Ray: pip install 'textgym[ray]'"
     )
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    for attempt in range(3):  # Ray gives its raylet 30 s to register: a busy machine may not
+        try:
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+            break
+        except Exception:
+            ray.shutdown()
+            if attempt == 2:
+                raise
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
@@ -295,3 +302,13 @@ def test_worker_env_gives_threads_per_cpu_and_hides_unreserved_gpus():
     assert worker_env(spec, {"OMP_NUM_THREADS": "1"})["MKL_NUM_THREADS"] == "1"  # the driver's
     [gpu] = parse_config({**CONFIG, "agents": {"ppo": {"resources": {"gpus": 1}}}})
     assert "CUDA_VISIBLE_DEVICES" not in worker_env(gpu, {})  # Ray sets the reserved one
+
+
+def test_runs_that_no_node_can_hold_are_named():
+    from textgym.leaderboard.ray_backend import unfit
+
+    runs = parse_config({**CONFIG, "resources": {"cpus": 2}, "agents": {"random": {}}})
+    runs += parse_config({**CONFIG, "device": "cuda", "agents": {"ppo": {}}})
+    assert unfit(runs, [{"CPU": 2.0}, {"CPU": 1.0, "GPU": 1.0}]) == []
+    assert unfit(runs, [{"CPU": 1.0, "GPU": 1.0}]) == ["ner/random/seed0 (cpus=2, gpus=0)"]
+    assert unfit(runs, [{"CPU": 8.0}]) == ["ner/ppo/seed0 (cpus=1, gpus=1)"]

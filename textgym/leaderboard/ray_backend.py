@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -147,10 +148,41 @@ def _connect(ray: Any, address: str | None) -> bool:
             ray.init(address="local", include_dashboard=False)
         else:
             ray.init(address=address)
-    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as err:
+    except Exception as err:  # Ray raises bare Exceptions too (a node that timed out)
         where = f"the Ray cluster at {address}" if address else "a local Ray"
         raise TextgymError(f"cannot start or reach {where}: {err}") from err
     return True
+
+
+def unfit(runs: list[RunSpec], nodes: list[dict[str, float]]) -> list[str]:
+    """The runs whose ``resources`` no node of ``nodes`` (Ray's per-node totals) can hold."""
+    return [
+        f"{spec.key} (cpus={spec.resources['cpus']}, gpus={spec.resources['gpus']})"
+        for spec in runs
+        if not any(
+            node.get("CPU", 0) >= spec.resources["cpus"]
+            and node.get("GPU", 0) >= spec.resources["gpus"]
+            for node in nodes
+        )
+    ]
+
+
+def _check_fit(ray: Any, runs: list[RunSpec], started: bool) -> None:
+    """Fail (a Ray of our own) or warn (a cluster, which may scale up) on runs that no
+    node can hold: Ray would wait for such a node forever."""
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    misfits = unfit(runs, nodes)
+    if not misfits:
+        return
+    sizes = ", ".join(f"cpus={n.get('CPU', 0):g} gpus={n.get('GPU', 0):g}" for n in nodes)
+    message = (
+        f"no node of the Ray cluster ({sizes}) has the resources of "
+        + ", ".join(misfits[:5])
+        + (f" and {len(misfits) - 5} more" if len(misfits) > 5 else "")
+    )
+    if started:
+        raise TextgymError(message + "; lower the config's resources")
+    print(f"textgym bench: warning: {message}; they wait for such a node", file=sys.stderr)
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -182,6 +214,12 @@ def run_on_ray(
     out = out.absolute()
     cwd = os.getcwd()
     started = _connect(ray, address)
+    try:
+        _check_fit(ray, pending, started)
+    except TextgymError:
+        if started:
+            ray.shutdown()
+        raise
     # SIGTERM stops the bench as Ctrl-C does (Ray's own handler would abort the driver
     # with a stack dump and leave the tasks to the job's cleanup).
     main_thread = threading.current_thread() is threading.main_thread()
