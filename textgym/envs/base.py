@@ -661,7 +661,7 @@ class TextVectorEnv(TaskEnvMixin, VectorEnv):
         # their first observation and are put back to it below.
         rewards, terminated, truncated, every, final = self._step(actions, pending)
         if pending is not None:
-            self._reset_slots(slots, self._indices[slots])
+            self._reset_slots(slots, new)
             rewards[slots] = 0.0
             terminated[slots] = False
             truncated[slots] = False
