@@ -211,6 +211,8 @@ def run_on_ray(
     from tqdm.auto import tqdm
 
     ray = import_ray()
+    if not pending:
+        return result  # everything is done: no Ray to start
     out = out.absolute()
     cwd = os.getcwd()
     started = _connect(ray, address)
@@ -220,14 +222,14 @@ def run_on_ray(
         if started:
             ray.shutdown()
         raise
-    # SIGTERM stops the bench as Ctrl-C does (Ray's own handler would abort the driver
-    # with a stack dump and leave the tasks to the job's cleanup).
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
     bar = tqdm(total=total, initial=len(result.skipped), unit="run", disable=not progress)
     task = ray.remote(max_retries=MAX_RETRIES)(run_task)
     active: dict[Any, RunSpec] = {}
     queue = list(pending)
+    # SIGTERM stops the bench as Ctrl-C does (Ray's own handler would abort the driver
+    # with a stack dump and leave the tasks to the job's cleanup).
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
     try:
         while queue or active:
             while queue and (workers is None or len(active) < workers):
