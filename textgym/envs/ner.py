@@ -93,8 +93,8 @@ class NERCore:
         at = pos.astype(np.intp)
         # Flat indices: numpy's 1-D fancy indexing costs about half of its 2-D one.
         tags, row_starts = self._flat_tags(obs["tags"])
-        tags[row_starts + at] = actions
-        correct = self.gold[indices * self.width + at] == actions
+        tags[row_starts + at] = actions.astype(tags.dtype, copy=False)  # a cast-free put
+        correct = self.gold.take(indices * self.width + at) == actions
         pos += 1
         num_words = a["num_words"][indices]
         done = pos >= num_words
