@@ -92,7 +92,8 @@ class OnPolicySettings:
     """Steps per minibatch (whole contexts are kept together); per process when training
     on several, whose minibatch gradients are averaged."""
     eval_freq: int = 0
-    """Evaluate on ``eval_split`` every this many env steps (0: never during learn)."""
+    """Evaluate on ``eval_split`` every this many env steps, and once before training
+    (step 0, the untrained policy); 0: never during learn."""
     eval_split: str = "validation"
     """Split used for periodic evaluation."""
     policy_kwargs: dict | None = None
@@ -512,7 +513,8 @@ class OnPolicyAlgorithm(CheckpointMixin):
             total_timesteps: Env steps to train for (``reset_num_timesteps=False``: more).
             progress_bar: Show a tqdm bar: steps, steps/s (of the whole call, evaluation
                 included), the mean return of the last 100 episodes and the latest periodic
-                evaluation's headline metric (each evaluation also prints a line).
+                evaluation's headline metric (each evaluation also prints a line). With
+                ``eval_freq``, a fresh run first evaluates the untrained policy (step 0).
             callback: Called after every update with the algorithm; returning False stops.
             reset_num_timesteps: As in SB3: False continues counting (``--resume``).
 
@@ -544,6 +546,12 @@ class OnPolicyAlgorithm(CheckpointMixin):
         )
         next_eval = self._next_multiple(self.settings.eval_freq)
         postfix: dict[str, str] = {}
+        if next_eval and self.num_timesteps == 0 and not self.eval_history and self.dist.is_main:
+            # the untrained policy: learning curves start at step 0
+            metrics = self._periodic_eval()
+            name, value = headline_metric(metrics)
+            postfix[f"{self.settings.eval_split}_{name}"] = f"{value:.3f}"
+            bar.write(f"0 steps (untrained): {self.settings.eval_split} {name} {value:.4f}")
         try:
             while self.num_timesteps < target:
                 start, steps_before = time.perf_counter(), self.num_timesteps

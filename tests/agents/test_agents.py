@@ -258,3 +258,16 @@ def test_cli_train_then_eval_in_subprocess(tmp_path):
 
 def test_algorithms_registry_lists_all_five():
     assert set(ALGORITHMS) == {"ppo", "reinforce", "trpo", "rloo", "grpo"}
+
+
+def test_learning_curve_starts_at_the_untrained_policy(capsys):
+    model = small_agent(PPO, "TextClassification-v0", eval_freq=64)
+    model.learn(128, progress_bar=False)
+    steps = [point["timesteps"] for point in model.eval_history]
+    assert steps == [0, 64, 128]
+    # step 0 scores the weights before any update: the same as a fresh model's evaluation
+    fresh = small_agent(PPO, "TextClassification-v0")
+    assert model.eval_history[0]["accuracy"] == fresh.evaluate().metrics["accuracy"]
+    assert "0 steps (untrained): validation accuracy" in capsys.readouterr().out
+    model.learn(64, progress_bar=False, reset_num_timesteps=False)  # continuing: no new step 0
+    assert [point["timesteps"] for point in model.eval_history] == [0, 64, 128, 192]
