@@ -35,7 +35,7 @@ def _json_kwargs(text: str) -> dict:
 
 def _describe_space(space: gym.Space) -> str:
     if isinstance(space, gym.spaces.Dict):
-        return ", ".join(f"{k} {tuple(s.shape)}" for k, s in space.spaces.items())
+        return ", ".join(f"{k} {tuple(s.shape)} {s.dtype}" for k, s in space.spaces.items())
     return str(space)
 
 
@@ -58,7 +58,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"{env_id}  (task {env.task})")
         print(f"  dataset      {corpus.name}: {sizes}")
         print(f"  tokenizer    {_tokenizer_label(env)}")
-        print(f"  observation  Dict(int32): {_describe_space(env.observation_space)}")
+        print(f"  observation  Dict: {_describe_space(env.observation_space)}")
         labels = f" = {', '.join(env.labels)}" if env.labels and len(env.labels) <= 25 else ""
         print(f"  action       {env.action_space}{labels}")
         print(f"  reward       {REWARD_MODES[env_id]}")

@@ -4,7 +4,8 @@ Every env configuration, single and native vector, is driven by hypothesis with 
 of valid and invalid actions, steps after the end and resets with valid and invalid
 options. The contract checked at every step:
 
-- observations lie in the observation space (keys, shapes, int32 dtype, bounds);
+- observations lie in the observation space (keys, shapes, the space's signed integer
+  dtypes, bounds);
 - rewards lie in the documented range of the reward mode; ``terminated`` and
   ``truncated`` are never both true;
 - a bad call (invalid action, option, step after the end or before a reset) raises a
@@ -94,7 +95,8 @@ def in_range(value: float, bounds: tuple[float, float]) -> bool:
 def assert_obs_ok(obs: dict, space: gym.spaces.Dict) -> None:
     assert set(obs) == set(space.spaces)
     for key, sub in space.spaces.items():
-        assert obs[key].dtype == np.int32 and obs[key].shape == sub.shape, key
+        assert np.issubdtype(sub.dtype, np.signedinteger), key
+        assert obs[key].dtype == sub.dtype and obs[key].shape == sub.shape, key
     assert obs in space
 
 
@@ -319,7 +321,7 @@ def test_vector_env_contract_under_random_and_bad_use(name, num_envs, plan):
             np.testing.assert_array_equal(infos["index"], expected[4]["index"])
             assert obs in env.observation_space
             for key, sub in single_space.spaces.items():
-                assert obs[key].dtype == np.int32 and obs[key].shape == (num_envs, *sub.shape)
+                assert obs[key].dtype == sub.dtype and obs[key].shape == (num_envs, *sub.shape)
             assert rewards.shape == terminated.shape == truncated.shape == (num_envs,)
             assert terminated.dtype == truncated.dtype == bool
             assert not (terminated & truncated).any()
