@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import warnings
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -77,6 +78,94 @@ def resolve_tokenizer_name(name: str | os.PathLike | None) -> str:
     if name in DEFAULT_TOKENIZER_ALIASES:
         return default_tokenizer_path()
     return os.fspath(name)
+
+
+#: Pipeline parts that tokenize each word of a pre-split sentence alone, whatever the
+#: words around it (no prefix space for the first word only, no merges across words). With
+#: them a sentence's subwords are its words' subwords one after another, so a corpus is
+#: tokenized one distinct word at a time.
+_WORDWISE_PARTS = {
+    "normalizer": {"BertNormalizer", "Lowercase", "NFC", "NFD", "NFKC", "NFKD", "StripAccents"},
+    "pre_tokenizer": {"BertPreTokenizer", "Whitespace", "WhitespaceSplit", "Punctuation", "Digits"},
+    "model": {"WordPiece", "WordLevel"},
+    "post_processor": {"BertProcessing", "TemplateProcessing"},
+}
+
+
+def _is_wordwise(spec: dict) -> bool:
+    """Whether a tokenizer.json pipeline treats each word alone (:data:`_WORDWISE_PARTS`)."""
+    for part, allowed in _WORDWISE_PARTS.items():
+        node = spec.get(part)
+        if node is None:
+            if part == "model":
+                return False
+            continue
+        nodes = node.get(part + "s", []) if node.get("type") == "Sequence" else [node]
+        if part == "pre_tokenizer" and node.get("type") == "Sequence":
+            nodes = node.get("pretokenizers", [])
+        if not nodes or any(n.get("type") not in allowed for n in nodes):
+            return False
+    return True
+
+
+class _WordPieces:
+    """Each distinct word's subword ids, tokenized once and kept while a corpus is built.
+
+    ``starts[u]:starts[u + 1]`` are word ``u``'s subwords in ``pieces``; a word without
+    any is the unknown token where the vocabulary has one. Bounded: past
+    :attr:`max_words` distinct words it starts again empty.
+    """
+
+    max_words = 2**20
+    group = 1024  # words per encoded sequence: few Python objects per word
+
+    def __init__(self, tokenizer: TextTokenizer):
+        import tokenizers
+
+        self.backend = tokenizers.Tokenizer.from_str(tokenizer.backend_json)
+        self.backend.no_truncation()
+        self.backend.no_padding()
+        unk = tokenizer._unk_token()
+        self.unk = None if unk is None else self.backend.token_to_id(unk)
+        probe = self.backend.encode(["a"], is_pretokenized=True).ids
+        bare = self.backend.encode(["a"], is_pretokenized=True, add_special_tokens=False).ids
+        at = next(i for i in range(len(probe)) if probe[i : i + len(bare)] == bare)
+        self.prefix = np.array(probe[:at], np.int32)
+        self.suffix = np.array(probe[at + len(bare) :], np.int32)
+        self._clear()
+
+    def _clear(self) -> None:
+        self.starts = self.pieces = None  # numpy views: the arrays cannot grow under them
+        self.index: dict[str, int] = {}
+        self._starts = array("q", [0])
+        self._pieces = array("i")
+
+    def lookup(self, words: list[str]) -> np.ndarray:
+        """Each word's entry, tokenizing the words not seen yet."""
+        self.starts = self.pieces = None  # numpy views: the arrays cannot grow under them
+        new = [w for w in dict.fromkeys(words) if w not in self.index]
+        if len(self.index) + len(new) > self.max_words:
+            self._clear()
+            new = list(dict.fromkeys(words))
+        for begin in range(0, len(new), self.group):
+            group = new[begin : begin + self.group]
+            enc = self.backend.encode(group, is_pretokenized=True, add_special_tokens=False)
+            ids = np.array(enc.ids, np.int32)
+            owner = np.array(enc.word_ids, np.int64)
+            counts = np.bincount(owner, minlength=len(group))
+            if self.unk is not None and not counts.all():
+                empty = np.flatnonzero(counts == 0)
+                ids = np.insert(ids, np.cumsum(counts)[empty] - counts[empty], self.unk)
+                counts[empty] = 1
+            base = len(self.index)
+            self.index.update(zip(group, range(base, base + len(group)), strict=True))
+            ends = self._starts[-1] + np.cumsum(counts, dtype=np.int64)
+            self._starts.frombytes(ends.tobytes())
+            self._pieces.frombytes(ids.tobytes())
+        self.starts = np.frombuffer(self._starts, np.int64)
+        self.pieces = np.frombuffer(self._pieces, np.int32)
+        index = self.index
+        return np.fromiter((index[w] for w in words), np.int64, len(words))
 
 
 def _tokenizer_fingerprint(name: str) -> str:
@@ -241,8 +330,17 @@ class TextTokenizer:
             stray control characters) are encoded as the unknown token so that every
             word can be tagged.
         """
-        n, width = len(sentences), max_length - 2
+        n = len(sentences)
         check_memory(n, max_length)
+        if n and self._word_pieces() is not None:
+            return self._encode_words_wordwise(sentences, max_length)
+        return self._encode_words_exact(sentences, max_length)
+
+    def _encode_words_exact(
+        self, sentences: Sequence[Sequence[str]], max_length: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`encode_words` for any tokenizer: each sentence encoded whole."""
+        n, width = len(sentences), max_length - 2
         ids = np.zeros((n, max_length), np.int32)
         mask = np.zeros((n, max_length), np.int32)
         starts = np.zeros((n, width), np.int32)
@@ -274,6 +372,68 @@ class TextTokenizer:
                 kept += 1
             num_words[i] = kept
             starts[i, :kept] = [first[w] for w in range(kept)]
+        return ids, mask, starts, num_words
+
+    def _word_pieces(self) -> _WordPieces | None:
+        """The per-word subword cache, or None where the pipeline is not word by word."""
+        if not hasattr(self, "_word_cache"):
+            spec = json.loads(self.backend_json)
+            self._word_cache = _WordPieces(self) if _is_wordwise(spec) else None
+        return self._word_cache
+
+    def _encode_words_wordwise(
+        self, sentences: Sequence[Sequence[str]], max_length: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`encode_words` from each distinct word's subwords, joined with numpy.
+
+        Gives exactly what encoding each sentence whole gives (the tokenizer's pipeline
+        treats each word alone, :func:`_is_wordwise`): a window of the prefix specials,
+        the first ``room`` subwords, the suffix specials, then padding; a word without
+        subwords is the unknown token.
+        """
+        wp = self._word_pieces()
+        n, width = len(sentences), max_length - 2
+        prefix, suffix = wp.prefix, wp.suffix
+        room = max_length - len(prefix) - len(suffix)
+        lengths = np.fromiter(map(len, sentences), np.int64, n)
+        words = [w for sentence in sentences for w in sentence]
+        uids = wp.lookup(words)  # (W,) each word's entry in the cache
+        first, ends = wp.starts[uids], wp.starts[uids + 1]
+        counts = ends - first  # (W,) subwords per word
+        sentence = np.repeat(np.arange(n), lengths)  # (W,) the sentence of each word
+        word_begin = np.cumsum(lengths) - lengths  # (N,) index of each sentence's first word
+        ends_cum = np.concatenate(([0], np.cumsum(counts)))  # subwords before word w: [w]
+        piece_begin = ends_cum[word_begin]  # (N,) subwords before each sentence
+        total = ends_cum[word_begin + lengths] - piece_begin  # (N,) subwords per sentence
+        offset = ends_cum[:-1] - piece_begin[sentence]  # (W,) first subword within sentence
+        # kept: leading words whose first subword is inside the window (a word without
+        # one, where there is no unknown token, ends them)
+        local = np.arange(len(words)) - word_begin[sentence]
+        stop = np.where((offset < room) & (counts > 0), lengths[sentence], local)
+        kept = np.minimum(lengths, width)
+        nonempty = lengths > 0
+        if nonempty.any():
+            kept[nonempty] = np.minimum(np.minimum.reduceat(stop, word_begin[nonempty]), width)
+        num_words = kept.astype(np.int32)
+        starts = np.zeros((n, width), np.int32)
+        tagged = local < kept[sentence]
+        starts[sentence[tagged], local[tagged]] = len(prefix) + offset[tagged]
+        # every subword: its word, its place in the word, its column in the window
+        piece_word = np.repeat(np.arange(len(words)), counts)
+        within = np.arange(len(piece_word)) - ends_cum[:-1][piece_word]
+        column = offset[piece_word] + within
+        keep = column < room
+        ids = np.full((n, max_length), self.info.pad_token_id, np.int32)
+        ids[sentence[piece_word[keep]], len(prefix) + column[keep]] = wp.pieces[
+            first[piece_word[keep]] + within[keep]
+        ]
+        ids[:, : len(prefix)] = prefix
+        content = np.minimum(total, room)
+        rows = np.arange(n)
+        for k, token in enumerate(suffix):
+            ids[rows, len(prefix) + content + k] = token
+        used = len(prefix) + content + len(suffix)
+        mask = (np.arange(max_length) < used[:, None]).astype(np.int32)
         return ids, mask, starts, num_words
 
     def _unk_token(self) -> str | None:
