@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import warnings
 from array import array
@@ -164,8 +165,7 @@ class _WordPieces:
             self._pieces.frombytes(ids.tobytes())
         self.starts = np.frombuffer(self._starts, np.int64)
         self.pieces = np.frombuffer(self._pieces, np.int32)
-        index = self.index
-        return np.fromiter((index[w] for w in words), np.int64, len(words))
+        return np.fromiter(map(self.index.__getitem__, words), np.int64, len(words))
 
 
 def _tokenizer_fingerprint(name: str) -> str:
@@ -530,7 +530,7 @@ def _open_entry(entry: Path, key: dict) -> tuple[CachedArrays, TextTokenizer]:
     )
     arrays.directory = entry
     try:
-        backend = (entry / "tokenizer.json").read_text()
+        backend = (entry / "tokenizer.json").read_text(encoding="utf-8")
         if hashlib.sha256(backend.encode()).hexdigest() != body["tokenizer_sha256"]:
             raise DamagedEntry("tokenizer.json differs from when it was written")
         tokenizer = TextTokenizer(backend, TokenizerInfo(**body["tokenizer"]))
@@ -650,7 +650,7 @@ def _write_entry(
         desc,
     )
     arrays = {name: writer.close() for name, writer in writers.items()}
-    (directory / "tokenizer.json").write_text(tokenizer.backend_json)
+    (directory / "tokenizer.json").write_text(tokenizer.backend_json, encoding="utf-8")
     body = {
         "version": CACHE_VERSION,
         "key": key,
@@ -745,7 +745,9 @@ def cached_arrays(
                     found = _open_entry(entry, full_key)
         except OSError:  # a read-only cache dir costs speed and memory, not correctness
             tokenizer = tokenizer or TextTokenizer.from_pretrained(name)
-            found = (_in_memory(len(examples), compute, chunk_size, desc), tokenizer)
+            arrays = _in_memory(len(examples), compute, chunk_size, desc)
+            # a fresh tokenizer: the one that built the arrays holds their distinct words
+            found = (arrays, TextTokenizer(tokenizer.backend_json, tokenizer.info))
     _MEMO[digest] = found
     return found
 
@@ -785,9 +787,11 @@ def derived_array(
     """
 
     def block(start: int, stop: int) -> dict[str, np.ndarray]:
-        return {name: compute(start, stop)}
+        rows = compute(start, stop)
+        _drop_pages(arrays)  # keep the pages read so far out of this process's RSS
+        return {name: rows}
 
-    entry = arrays.directory
+    entry = getattr(arrays, "directory", None)
     if entry is not None:
         path, info_path = entry / f"{name}.npy", entry / f"{name}.json"
         found = _try_map(path, info_path)
@@ -817,6 +821,19 @@ def derived_array(
         except OSError:  # an entry that cannot be written to: computed in memory
             pass
     return _in_memory(rows, block, chunk_size, f"preparing {name}")[name]
+
+
+def _drop_pages(arrays: dict[str, np.ndarray]) -> None:
+    """Unmap the pages of mapped ``arrays`` from this process; the page cache keeps them,
+    and a later read maps them again. A pass over a whole corpus then stays out of this
+    process's resident memory (its pages are the machine's, shared)."""
+    if not hasattr(mmap, "MADV_DONTNEED"):  # pragma: no cover - no madvise there
+        return
+    for base in arrays.values():
+        while isinstance(base, np.ndarray):
+            base = base.base
+        if isinstance(base, mmap.mmap):
+            base.madvise(mmap.MADV_DONTNEED)
 
 
 def _try_map(path: Path, info_path: Path) -> np.ndarray | DamagedEntry | None:
