@@ -93,6 +93,14 @@ _WORDWISE_PARTS = {
 }
 
 
+#: tokenizer.json's key for the parts of a ``Sequence`` node.
+_SEQUENCE_KEYS = {
+    "normalizer": "normalizers",
+    "pre_tokenizer": "pretokenizers",
+    "post_processor": "processors",
+}
+
+
 def _is_wordwise(spec: dict) -> bool:
     """Whether a tokenizer.json pipeline treats each word alone (:data:`_WORDWISE_PARTS`)."""
     for part, allowed in _WORDWISE_PARTS.items():
@@ -101,9 +109,9 @@ def _is_wordwise(spec: dict) -> bool:
             if part == "model":
                 return False
             continue
-        nodes = node.get(part + "s", []) if node.get("type") == "Sequence" else [node]
-        if part == "pre_tokenizer" and node.get("type") == "Sequence":
-            nodes = node.get("pretokenizers", [])
+        nodes = [node]
+        if node.get("type") == "Sequence" and part in _SEQUENCE_KEYS:
+            nodes = node.get(_SEQUENCE_KEYS[part]) or []
         if not nodes or any(n.get("type") not in allowed for n in nodes):
             return False
     return True
@@ -128,11 +136,14 @@ class _WordPieces:
         self.backend.no_padding()
         unk = tokenizer._unk_token()
         self.unk = None if unk is None else self.backend.token_to_id(unk)
+        # the specials around a sentence's subwords: encode one word with and without them
         probe = self.backend.encode(["a"], is_pretokenized=True).ids
         bare = self.backend.encode(["a"], is_pretokenized=True, add_special_tokens=False).ids
-        at = next(i for i in range(len(probe)) if probe[i : i + len(bare)] == bare)
-        self.prefix = np.array(probe[:at], np.int32)
-        self.suffix = np.array(probe[at + len(bare) :], np.int32)
+        at = next((i for i in range(len(probe)) if bare and probe[i : i + len(bare)] == bare), None)
+        #: False where the probe does not show where the subwords go (then not used)
+        self.usable = at is not None
+        self.prefix = np.array(probe[:at] if self.usable else [], np.int32)
+        self.suffix = np.array(probe[at + len(bare) :] if self.usable else [], np.int32)
         self._clear()
 
     def _clear(self) -> None:
@@ -378,7 +389,8 @@ class TextTokenizer:
         """The per-word subword cache, or None where the pipeline is not word by word."""
         if not hasattr(self, "_word_cache"):
             spec = json.loads(self.backend_json)
-            self._word_cache = _WordPieces(self) if _is_wordwise(spec) else None
+            cache = _WordPieces(self) if _is_wordwise(spec) else None
+            self._word_cache = cache if cache is not None and cache.usable else None
         return self._word_cache
 
     def _encode_words_wordwise(
@@ -462,6 +474,15 @@ class TextTokenizer:
 #: Examples tokenized at a time on a cache miss: memory is bounded by one chunk's Python
 #: objects and encodings, not by the corpus.
 CHUNK_SIZE = 8192
+
+#: Padded token positions per chunk at most (about 128 MiB while they are tokenized).
+CHUNK_POSITIONS = CHUNK_SIZE * 128
+
+
+def chunk_rows(max_length: int) -> int:
+    """Examples per chunk for rows of ``max_length`` tokens: :data:`CHUNK_SIZE`, fewer
+    for long rows so that a chunk holds at most :data:`CHUNK_POSITIONS` positions."""
+    return max(1, min(CHUNK_SIZE, CHUNK_POSITIONS // max(1, max_length)))
 
 
 class CachedArrays(dict):

@@ -191,3 +191,23 @@ def test_a_cache_that_cannot_be_written_builds_in_memory(tmp_path, monkeypatch):
     mapped = gym.make("TextClassification-v0", **kwargs).unwrapped
     np.testing.assert_array_equal(env.data.arrays["input_ids"], mapped.data.arrays["input_ids"])
     np.testing.assert_array_equal(env._initial, mapped._initial)
+
+
+def test_only_word_by_word_pipelines_take_the_word_cache():
+    from textgym.tokenizer import _is_wordwise
+
+    bert = {
+        "normalizer": {"type": "BertNormalizer"},
+        "pre_tokenizer": {"type": "BertPreTokenizer"},
+        "model": {"type": "WordPiece"},
+        "post_processor": {"type": "TemplateProcessing"},
+    }
+    assert _is_wordwise(bert)
+    sequence = {"type": "Sequence", "normalizers": [{"type": "NFD"}, {"type": "Lowercase"}]}
+    assert _is_wordwise(dict(bert, normalizer=sequence, post_processor=None))
+    # a prefix space or merges that depend on a word's place: each sentence encoded whole
+    assert not _is_wordwise(dict(bert, pre_tokenizer={"type": "Metaspace"}))
+    assert not _is_wordwise(dict(bert, pre_tokenizer={"type": "ByteLevel"}, model={"type": "BPE"}))
+    assert not _is_wordwise(dict(bert, post_processor={"type": "RobertaProcessing"}))
+    assert not _is_wordwise(dict(bert, normalizer={"type": "Sequence", "normalizers": []}))
+    assert not _is_wordwise({k: v for k, v in bert.items() if k != "model"})

@@ -28,7 +28,7 @@ from gymnasium.vector.vector_env import AutoresetMode
 from textgym.corpora import Corpus, load_corpus
 from textgym.corpora.records import normalize_split
 from textgym.errors import TextgymError
-from textgym.tokenizer import TextTokenizer, cached_arrays, derived_array
+from textgym.tokenizer import TextTokenizer, cached_arrays, chunk_rows, derived_array
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
@@ -119,7 +119,11 @@ def load_task_data(
         raise TextgymError(f"split {split!r} of dataset {corpus.name!r} has no examples")
     key = {"task": task, "corpus": corpus.fingerprint, "split": split, **lengths}
     arrays, tok = cached_arrays(
-        key, tokenizer, lambda t, chunk: build(t, chunk, corpus.labels), examples=examples
+        key,
+        tokenizer,
+        lambda t, chunk: build(t, chunk, corpus.labels),
+        examples=examples,
+        chunk_size=chunk_rows(max(lengths.values())),
     )
     return TaskData(corpus, split, examples, arrays, tok)
 
