@@ -27,6 +27,7 @@ import warnings
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -159,11 +160,19 @@ class _WordPieces:
         if len(self.index) + len(new) > self.max_words:
             self._clear()
             new = list(dict.fromkeys(words))
-        for begin in range(0, len(new), self.group):
-            group = new[begin : begin + self.group]
-            enc = self.backend.encode(group, is_pretokenized=True, add_special_tokens=False)
+        groups = [new[begin : begin + self.group] for begin in range(0, len(new), self.group)]
+        # Words joined by spaces and encoded as text cost half of what the same words
+        # pre-split cost; the pipeline splits at the spaces and treats each word alone,
+        # so each subword belongs to the word whose characters its offset falls in.
+        encodings = self.backend.encode_batch(
+            [" ".join(g) for g in groups], add_special_tokens=False
+        )
+        for group, enc in zip(groups, encodings, strict=True):
             ids = np.array(enc.ids, np.int32)
-            owner = np.array(enc.word_ids, np.int64)
+            spans = np.fromiter(map(len, group), np.int64, len(group)) + 1
+            begins = np.cumsum(spans) - spans
+            at = np.array(enc.offsets, np.int64).reshape(-1, 2)[:, 0]
+            owner = np.searchsorted(begins, at, side="right") - 1
             counts = np.bincount(owner, minlength=len(group))
             if self.unk is not None and not counts.all():
                 empty = np.flatnonzero(counts == 0)
@@ -408,7 +417,7 @@ class TextTokenizer:
         prefix, suffix = wp.prefix, wp.suffix
         room = max_length - len(prefix) - len(suffix)
         lengths = np.fromiter(map(len, sentences), np.int64, n)
-        words = [w for sentence in sentences for w in sentence]
+        words = list(chain.from_iterable(sentences))
         uids = wp.lookup(words)  # (W,) each word's entry in the cache
         first, ends = wp.starts[uids], wp.starts[uids + 1]
         counts = ends - first  # (W,) subwords per word

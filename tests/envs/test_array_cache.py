@@ -82,6 +82,10 @@ def test_wordwise_encoding_equals_encoding_each_sentence(cache):
         ("hello",) * 62 + ("\u200b", "z"),
         ("supercalifragilistic",) * 30,  # truncated in the middle of a word
         ("U.S.", "don't", "Zürich", "東京", "[SEP]", "[UNK]", "naïve"),
+        # words joined by spaces are encoded as text: characters that split, combine,
+        # vanish or change case by context must give what each word alone gives
+        ("ΟΔΟΣ", "Σ", "\u0301abc", "e\u0301", "a\u00a0b", "x\ty", "a\u200bb", "\ufeffw", "ﬁne"),
+        ("İstanbul", "ß", "😀x", "Ⅻ", "a  b", " lead", "trail ", "\x00"),
     ]
     for max_tokens in (3, 5, 16, 64):
         fast = tok.encode_words(sentences, max_tokens)
