@@ -23,6 +23,7 @@ import hashlib
 import json
 import mmap
 import os
+import shutil
 import warnings
 from array import array
 from collections.abc import Callable, Sequence
@@ -236,6 +237,45 @@ def check_memory(num_texts: int, max_length: int) -> None:
             f"{need / gib:,.1f} GiB to tokenize (about {BYTES_PER_POSITION} bytes per padded "
             f"position), more than the {available / gib:,.1f} GiB of memory available: lower "
             "max_tokens (or max_source_tokens / max_summary_tokens)"
+        )
+
+
+#: Bytes per padded position that tokenized arrays take at least (ids and mask, int32).
+MIN_BYTES_PER_POSITION = 8
+
+
+def check_storage(num_texts: int, max_length: int, directory: Path | None) -> None:
+    """Refuse arrays that cannot fit where they go, before tokenizing anything.
+
+    Args:
+        num_texts: Rows of the arrays.
+        max_length: Their padded length.
+        directory: The cache directory they are written to, or None for memory.
+
+    Raises:
+        TextgymError: ``num_texts * max_length`` positions need more than the free space
+            of ``directory``'s disk (or the available memory).
+    """
+    need = num_texts * max_length * MIN_BYTES_PER_POSITION
+    if directory is None:
+        free, where, hint = available_memory(), "of memory available", ""
+    else:
+        existing = Path(directory)
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        try:
+            free = shutil.disk_usage(existing).free
+        except OSError:
+            free = None
+        where = f"free on the disk of {directory}"
+        hint = ", or set TEXTGYM_CACHE_DIR to a disk with room"
+    if free is not None and need > free:
+        gib = 1024**3
+        raise TextgymError(
+            f"a length of {max_length:,} tokens for {num_texts:,} texts needs about "
+            f"{need / gib:,.1f} GiB for its arrays (at least {MIN_BYTES_PER_POSITION} bytes per "
+            f"padded position), more than the {free / gib:,.1f} GiB {where}: lower max_tokens "
+            f"(or max_source_tokens / max_summary_tokens){hint}"
         )
 
 
@@ -715,7 +755,8 @@ def cached_arrays(
     build: Callable[[TextTokenizer, Sequence], dict[str, np.ndarray]],
     *,
     examples: Sequence,
-    chunk_size: int = CHUNK_SIZE,
+    max_length: int | None = None,
+    chunk_size: int | None = None,
 ) -> tuple[CachedArrays, TextTokenizer]:
     """Arrays of ``examples``, built chunk by chunk, mapped from the on-disk cache.
 
@@ -736,7 +777,12 @@ def cached_arrays(
         tokenizer_name: The ``tokenizer=`` kwarg of the env.
         build: Computes the arrays of a slice of ``examples``, one row per example.
         examples: What ``build`` tokenizes (a tuple, or a corpus store's lazy sequence).
-        chunk_size: Examples per call of ``build``.
+        max_length: The longest padded row: sizes the chunks (:func:`chunk_rows`) and
+            refuses, before tokenizing, arrays that cannot fit (:func:`check_storage`).
+        chunk_size: Examples per call of ``build`` (default: from ``max_length``).
+
+    Raises:
+        TextgymError: The arrays cannot fit on the cache's disk (or in memory).
 
     Returns:
         The read-only arrays (one copy per process, shared by every env) and the tokenizer.
@@ -750,6 +796,8 @@ def cached_arrays(
     full_key = json.loads(json.dumps(full_key))  # as meta.json gives it back
     found = _try_open(entry, full_key)
     if not isinstance(found, tuple):
+        if chunk_size is None:
+            chunk_size = chunk_rows(max_length) if max_length else CHUNK_SIZE
         desc = f"tokenizing {key.get('split', '')}".strip()
         tokenizer: TextTokenizer | None = None
 
@@ -758,6 +806,8 @@ def cached_arrays(
 
         try:
             entry.parent.mkdir(parents=True, exist_ok=True)
+            if max_length:
+                check_storage(len(examples), max_length, entry.parent)
             with file_lock(_lock_path(entry)):
                 found = _try_open(entry, full_key)  # another process may have built it
                 if isinstance(found, DamagedEntry):
@@ -774,6 +824,8 @@ def cached_arrays(
                         )
                     found = _open_entry(entry, full_key)
         except OSError:  # a read-only cache dir costs speed and memory, not correctness
+            if max_length:
+                check_storage(len(examples), max_length, None)
             tokenizer = tokenizer or TextTokenizer.from_pretrained(name)
             arrays = _in_memory(len(examples), compute, chunk_size, desc)
             # a fresh tokenizer: the one that built the arrays holds their distinct words

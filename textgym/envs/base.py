@@ -28,7 +28,7 @@ from gymnasium.vector.vector_env import AutoresetMode
 from textgym.corpora import Corpus, load_corpus
 from textgym.corpora.records import normalize_split
 from textgym.errors import TextgymError
-from textgym.tokenizer import TextTokenizer, cached_arrays, chunk_rows, derived_array
+from textgym.tokenizer import TextTokenizer, cached_arrays, derived_array
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
@@ -123,7 +123,7 @@ def load_task_data(
         tokenizer,
         lambda t, chunk: build(t, chunk, corpus.labels),
         examples=examples,
-        chunk_size=chunk_rows(max(lengths.values())),
+        max_length=max(lengths.values()),
     )
     return TaskData(corpus, split, examples, arrays, tok)
 
