@@ -17,9 +17,12 @@ directory of its own (``TEXTGYM_CACHE_DIR``), peak RSS from ``resource.getrusage
    of wnut16 and its tokenization), time.
 
 ``--env`` adds ``gymnasium.make("TextNER-v0", dataset="conll", data_files=...,
-max_tokens=128)`` on the file, first and from the cache (the tokenized arrays).
+max_tokens=128)`` on the file, each in a child process: first load with an empty cache
+(parse, tokenization into the array cache), time and peak RSS; from the cache, time and
+RSS added; two processes that each make the env and play 2,000 episodes, the private
+memory the second adds against the array entry's size on disk.
 
-    nice -n 10 python benchmarks/corpus_scale.py
+    nice -n 10 python benchmarks/corpus_scale.py [--env | --env-only]
 
 The last line is the headline.
 """
@@ -65,7 +68,7 @@ t0 = time.perf_counter()
 if mode == "env-packaged":
     env = gym.make("TextNER-v0")
     n = env.unwrapped.num_examples
-elif mode == "env-file":
+elif mode in ("env-file", "env-share"):
     env = gym.make("TextNER-v0", dataset="conll", data_files={"train": path}, max_tokens=128)
     n = env.unwrapped.num_examples
 else:
@@ -74,9 +77,19 @@ else:
     corpus.split("train")[0]
 seconds = time.perf_counter() - t0
 result = {"seconds": seconds, "examples": n,
+          "cpu_seconds": sum(resource.getrusage(resource.RUSAGE_SELF)[:2]),
           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
           "rss_added_mb": (rss_kb() - before_rss) / 1024}
-if mode == "share":
+if mode == "env-share":
+    env.reset(seed=0)
+    for _ in range(2000):
+        env.reset()
+    after = rollup()
+    result["anonymous_added_mb"] = (after["Anonymous"] - before["Anonymous"]) / 1024
+    result["rss_file_mb"] = (after["Rss"] - after["Anonymous"]) / 1024
+    print(json.dumps(result), flush=True)
+    sys.stdin.readline()
+elif mode == "share":
     words = 0
     for split in corpus.splits.values():
         for example in split:
@@ -128,10 +141,11 @@ def child(mode: str, path: Path, cache: Path) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def shared(path: Path, cache: Path) -> tuple[dict, dict]:
-    """Two processes over one corpus: both load it and read every example."""
-    env = dict(os.environ, TEXTGYM_CACHE_DIR=str(cache))
-    cmd = [sys.executable, "-c", _CHILD, "share", str(path)]
+def shared(path: Path, cache: Path, mode: str = "share") -> tuple[dict, dict]:
+    """Two processes over one corpus: both load it and read every example (``share``), or
+    both make the env on it and play 2,000 episodes (``env-share``)."""
+    env = dict(os.environ, TEXTGYM_CACHE_DIR=str(cache), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-c", _CHILD, mode, str(path)]
     first = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     a = json.loads(first.stdout.readline())
     second = subprocess.Popen(
@@ -154,7 +168,11 @@ def main() -> None:
     )
     p.add_argument("--megabytes", type=float, default=212.0, help="size of the generated file")
     p.add_argument("--env", action="store_true", help="also gymnasium.make the env on the file")
+    p.add_argument(
+        "--env-only", action="store_true", help="only the packaged default and the env figures"
+    )
     args = p.parse_args()
+    args.env |= args.env_only
     if not DATA.exists():
         raise SystemExit(f"CoNLL-2003 not found at {DATA}")
     with tempfile.TemporaryDirectory(prefix="corpus-scale-") as tmp:
@@ -170,41 +188,81 @@ def main() -> None:
 
             shutil.rmtree(cache)
         print(f"file: {path} ({mb:.0f} MB); load average {load_average()}", flush=True)
-        first = child("corpus", path, cache)
-        print(
-            f"first load:  {first['seconds']:.1f} s, peak RSS {first['peak_rss_mb'] / 1024:.2f} GB, "
-            f"{first['examples']:,} sentences; load average {load_average()}",
-            flush=True,
-        )
-        later = child("corpus", path, cache)
-        print(
-            f"later load:  {later['seconds']:.2f} s, RSS added {later['rss_added_mb']:.0f} MB "
-            f"(peak {later['peak_rss_mb']:.0f} MB); load average {load_average()}",
-            flush=True,
-        )
-        store = sum(f.stat().st_size for f in (cache / "corpora").rglob("*") if f.is_file())
-        a, b = shared(path, cache)
-        print(
-            f"two processes reading every example ({b['words']:,} words): store "
-            f"{store / 2**20:.0f} MiB on disk; private memory added: first "
-            f"{a['anonymous_added_mb']:.0f} MiB, second {b['anonymous_added_mb']:.0f} MiB; "
-            f"file pages mapped (shared) {b['rss_file_mb']:.0f} MiB; load average {load_average()}",
-            flush=True,
-        )
-        packaged = child("env-packaged", path, work / "cache-packaged")
+        if not args.env_only:
+            first = child("corpus", path, cache)
+            print(
+                f"first load:  {first['seconds']:.1f} s, peak RSS {first['peak_rss_mb'] / 1024:.2f} GB, "
+                f"{first['examples']:,} sentences; load average {load_average()}",
+                flush=True,
+            )
+            later = child("corpus", path, cache)
+            print(
+                f"later load:  {later['seconds']:.2f} s, RSS added {later['rss_added_mb']:.0f} MB "
+                f"(peak {later['peak_rss_mb']:.0f} MB); load average {load_average()}",
+                flush=True,
+            )
+            store = sum(f.stat().st_size for f in (cache / "corpora").rglob("*") if f.is_file())
+            a, b = shared(path, cache)
+            print(
+                f"two processes reading every example ({b['words']:,} words): store "
+                f"{store / 2**20:.0f} MiB on disk; private memory added: first "
+                f"{a['anonymous_added_mb']:.0f} MiB, second {b['anonymous_added_mb']:.0f} MiB; "
+                f"file pages mapped (shared) {b['rss_file_mb']:.0f} MiB; load average {load_average()}",
+                flush=True,
+            )
+        packaged_cache = work / "cache-packaged"
+        if packaged_cache.exists():
+            import shutil
+
+            shutil.rmtree(packaged_cache)
+        packaged = child("env-packaged", path, packaged_cache)
         print(
             f"packaged default, gym.make('TextNER-v0') first load: {packaged['seconds']:.1f} s "
+            f"({packaged['cpu_seconds']:.1f} s of CPU) "
             f"(peak RSS {packaged['peak_rss_mb']:.0f} MB); load average {load_average()}",
             flush=True,
         )
         if args.env:
-            for what in ("first", "cached"):
-                env = child("env-file", path, cache)
-                print(
-                    f"gym.make on the file, {what}: {env['seconds']:.1f} s, peak RSS "
-                    f"{env['peak_rss_mb'] / 1024:.2f} GB; load average {load_average()}",
-                    flush=True,
-                )
+            env_cache = work / "cache-env"
+            if env_cache.exists():
+                import shutil
+
+                shutil.rmtree(env_cache)
+            env_first = child("env-file", path, env_cache)
+            print(
+                f"gym.make('TextNER-v0', dataset='conll', data_files=..., max_tokens=128), first "
+                f"load (empty cache): {env_first['seconds']:.1f} s "
+                f"({env_first['cpu_seconds']:.1f} s of CPU), peak RSS "
+                f"{env_first['peak_rss_mb'] / 1024:.2f} GB, {env_first['examples']:,} train "
+                f"sentences; load average {load_average()}",
+                flush=True,
+            )
+            env_later = child("env-file", path, env_cache)
+            print(
+                f"gym.make on the file, from the cache: {env_later['seconds']:.2f} s "
+                f"({env_later['cpu_seconds']:.2f} s of CPU), RSS added "
+                f"{env_later['rss_added_mb']:.0f} MB (peak {env_later['peak_rss_mb']:.0f} MB); "
+                f"load average {load_average()}",
+                flush=True,
+            )
+            arrays = sum(f.stat().st_size for f in env_cache.glob("ner-*/*") if f.is_file())
+            ea, eb = shared(path, env_cache, "env-share")
+            print(
+                f"two processes each making the env and playing 2,000 episodes: array entry "
+                f"{arrays / 2**20:.0f} MiB on disk; private memory added: first "
+                f"{ea['anonymous_added_mb']:.0f} MiB, second {eb['anonymous_added_mb']:.0f} MiB; "
+                f"file pages mapped (shared) {eb['rss_file_mb']:.0f} MiB; load average "
+                f"{load_average()}",
+                flush=True,
+            )
+            print(
+                f"corpus_scale env: {mb:.0f} MB CoNLL, TextNER-v0 max_tokens=128: first load "
+                f"{env_first['seconds']:.1f} s at peak RSS {env_first['peak_rss_mb'] / 1024:.2f} "
+                f"GB; from the cache {env_later['seconds']:.2f} s, +{env_later['rss_added_mb']:.0f}"
+                f" MB RSS; a second process adds {eb['anonymous_added_mb']:.0f} MiB private of a "
+                f"{arrays / 2**20:.0f} MiB array entry"
+            )
+            return
         print(
             f"corpus_scale: {mb:.0f} MB CoNLL: first load {first['seconds']:.1f} s at peak RSS "
             f"{first['peak_rss_mb'] / 1024:.2f} GB; from the cache {later['seconds']:.2f} s, "

@@ -4,7 +4,9 @@ A process killed at any moment leaves each file absent, old or complete, never h
 written (``os.replace`` is atomic on POSIX). Shared by the tokenizer cache, the agents'
 checkpoints and run summaries, and the benchmark runner.
 
-:func:`lock_dir` keeps two processes from writing one run directory at once.
+:func:`lock_dir` keeps two processes from writing one run directory at once;
+:func:`file_lock` makes one wait while another builds a cache entry. :func:`sampled_crcs`
+checks a large cache file that is mapped rather than read.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -108,6 +111,59 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[str]:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if need be), waiting for it.
+
+    Raises:
+        OSError: ``path`` cannot be created (a read-only cache directory).
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: the atomic rename alone
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def discard_dir(path: str | os.PathLike) -> None:
+    """Remove directory ``path``: renamed first, so that no reader ever sees it half
+    removed (a process that still maps its files keeps reading them until it lets go)."""
+    path = Path(path)
+    trash = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
+    os.rename(path, trash / "entry")
+    fsync_dir(path.parent)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+#: Blocks of a file that :func:`sampled_crcs` checks, and their size.
+CRC_SAMPLES = 16
+CRC_SAMPLE_BYTES = 4096
+
+
+def sampled_crcs(path: str | os.PathLike, size: int) -> list[int]:
+    """CRC32 of :data:`CRC_SAMPLES` blocks spread over the first ``size`` bytes of a file,
+    first and last included (the whole file up to 64 KiB): a check of a large file that
+    costs a few reads, so that mapping it stays cheap. A damaged byte between the blocks
+    is not seen."""
+    if size == 0:
+        return []
+    starts = sorted(
+        {(size - CRC_SAMPLE_BYTES) * i // (CRC_SAMPLES - 1) for i in range(CRC_SAMPLES)}
+    )
+    out = []
+    with open(path, "rb") as f:
+        for start in starts:
+            f.seek(max(0, start))
+            out.append(zlib.crc32(f.read(min(CRC_SAMPLE_BYTES, size - max(0, start)))))
+    return out
 
 
 # Directory locks this process holds: path -> [open handle, depth]. flock locks belong to

@@ -40,7 +40,6 @@ message, a CSV/TSV/JSON Lines file with an error.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import mmap
@@ -49,7 +48,6 @@ import os
 import shutil
 import tempfile
 import warnings
-import zlib
 from array import array
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -59,7 +57,7 @@ from typing import Any
 import numpy as np
 
 from textgym.errors import DataError
-from textgym.io import atomic_dir, fsync_dir
+from textgym.io import atomic_dir, discard_dir, file_lock, sampled_crcs
 
 from .conll import iter_conll
 from .local import LocalPlan, empty_file_error, read_file
@@ -83,8 +81,6 @@ STREAM_MIN_BYTES = 64 * 2**20
 STORE_VERSION = 1
 
 _WRITE_BUFFER = 4 * 2**20
-_SAMPLES = 16
-_SAMPLE_BYTES = 4096
 _PROGRESS_EVERY = 4096
 _strip_newline = operator.methodcaller("rstrip", "\n")
 
@@ -311,19 +307,6 @@ def _order_labels(task: str, seen: set[str]) -> tuple[str, ...]:
     return ()
 
 
-def _crc_samples(path: Path, size: int) -> list[int]:
-    """CRC32 of :data:`_SAMPLES` blocks spread over the file, first and last included."""
-    if size == 0:
-        return []
-    starts = sorted({(size - _SAMPLE_BYTES) * i // (_SAMPLES - 1) for i in range(_SAMPLES)})
-    out = []
-    with open(path, "rb") as f:
-        for start in starts:
-            f.seek(max(0, start))
-            out.append(zlib.crc32(f.read(_SAMPLE_BYTES)))
-    return out
-
-
 def _manifest_checksum(body: Mapping[str, Any]) -> str:
     text = json.dumps(body, sort_keys=True, ensure_ascii=True)
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
@@ -393,8 +376,8 @@ def _build(
         splits[split] = {
             "count": writer.count,
             "bytes": size,
-            "blob_crc": _crc_samples(blob, size),
-            "offsets_crc": _crc_samples(offsets, 8 * (writer.count + 1)),
+            "blob_crc": sampled_crcs(blob, size),
+            "offsets_crc": sampled_crcs(offsets, 8 * (writer.count + 1)),
             "exceptions": writer.exceptions,
         }
     for split in SPLITS:
@@ -434,9 +417,9 @@ class _Split:
                 raise DamagedStore(f"{path.name} is missing") from None
             if actual != expected:
                 raise DamagedStore(f"{path.name} has {actual} bytes, expected {expected}")
-        if _crc_samples(blob, size) != info["blob_crc"]:
+        if sampled_crcs(blob, size) != info["blob_crc"]:
             raise DamagedStore(f"{blob.name}: content differs from when it was written")
-        if _crc_samples(offsets, 8 * (count + 1)) != info["offsets_crc"]:
+        if sampled_crcs(offsets, 8 * (count + 1)) != info["offsets_crc"]:
             raise DamagedStore(f"{offsets.name}: content differs from when it was written")
         with open(blob, "rb") as f:
             self.blob = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
@@ -565,31 +548,6 @@ def _open_split(directory: str, split: str) -> StoredExamples:
 # ----- the entry point ----------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created if need be), waiting for it."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: the atomic rename alone
-        yield
-        return
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _discard(entry: Path) -> None:
-    """Remove a damaged entry: renamed first, so that no reader ever sees it half removed
-    (a process that still maps its files keeps reading them until it lets go)."""
-    trash = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}.", suffix=".old"))
-    os.rename(entry, trash / "entry")
-    fsync_dir(entry.parent)
-    shutil.rmtree(trash, ignore_errors=True)
-
-
 def _open(entry: Path, key: Mapping[str, Any]) -> RecordStore | None | DamagedStore:
     """The entry, None where there is none, or what is wrong with it."""
     if not entry.exists():
@@ -639,14 +597,14 @@ def load_stored(
     if not isinstance(found, RecordStore):
         try:
             root.mkdir(parents=True, exist_ok=True)
-            with _file_lock(root / f".{entry.name}.lock"):
+            with file_lock(root / f".{entry.name}.lock"):
                 found = _open(entry, key)  # another process may have built it meanwhile
                 if isinstance(found, DamagedStore):
                     warnings.warn(
                         f"{entry}: damaged corpus store entry ({found}); rebuilding it",
                         stacklevel=4,
                     )
-                    _discard(entry)
+                    discard_dir(entry)
                 if not isinstance(found, RecordStore):
                     with atomic_dir(entry) as tmp:
                         _build(Path(tmp), task, plan, name, key, options, request)

@@ -10,6 +10,7 @@ seed ``s + i`` plays).
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import os
 import sys
@@ -27,7 +28,7 @@ from gymnasium.vector.vector_env import AutoresetMode
 from textgym.corpora import Corpus, load_corpus
 from textgym.corpora.records import normalize_split
 from textgym.errors import TextgymError
-from textgym.tokenizer import TextTokenizer, cached_arrays
+from textgym.tokenizer import TextTokenizer, cached_arrays, derived_array
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
@@ -80,9 +81,10 @@ class TaskData:
         corpus: The whole corpus (all splits, label set, fingerprint).
         split: The split name.
         examples: The split's records (words and gold tags, text and label, ...), for
-            rendering and evaluation; agents read observations, never these.
-        arrays: Read-only int32 arrays, one row per example, shared by every env of the
-            process.
+            rendering and evaluation; agents read observations, never these. A tuple, or
+            for a large local file a sequence that decodes an example when it is indexed.
+        arrays: Read-only int32 arrays, one row per example, mapped from the on-disk
+            cache: shared by every env of the process and every process of the machine.
         tokenizer: The tokenizer that produced ``arrays``.
     """
 
@@ -116,7 +118,13 @@ def load_task_data(
     if len(examples) == 0:
         raise TextgymError(f"split {split!r} of dataset {corpus.name!r} has no examples")
     key = {"task": task, "corpus": corpus.fingerprint, "split": split, **lengths}
-    arrays, tok = cached_arrays(key, tokenizer, lambda t: build(t, examples, corpus.labels))
+    arrays, tok = cached_arrays(
+        key,
+        tokenizer,
+        lambda t, chunk: build(t, chunk, corpus.labels),
+        examples=examples,
+        max_length=max(lengths.values()),
+    )
     return TaskData(corpus, split, examples, arrays, tok)
 
 
@@ -370,11 +378,24 @@ class TextEnv(TaskEnvMixin, gym.Env):
         self._layout = ObsLayout(self.observation_space)
         memo_key = (id(self.data.arrays["input_ids"]), self.obs_dtype, *key)
         if memo_key not in _INITIAL:
-            _INITIAL[memo_key] = self._layout.pack(initial())
+            _INITIAL[memo_key] = self._initial_table(initial(), key)
         self._initial = _INITIAL[memo_key]
         self._block = self._layout.empty(1)
         self._obs = self._layout.views(self._block)
         self._indices = np.zeros(1, np.int64)
+
+    def _initial_table(self, columns: dict[str, Any], key: tuple) -> np.ndarray:
+        """The packed first observations, kept in the arrays' cache entry and mapped like
+        them (built chunk by chunk, never as a whole in memory)."""
+        layout = self._layout
+        scalars = sorted((k, int(v)) for k, v in columns.items() if not np.ndim(v))
+        what = repr((self.obs_dtype, key, layout.width, list(layout.slices.items()), scalars))
+        name = "initial-" + hashlib.blake2b(what.encode(), digest_size=8).hexdigest()
+
+        def rows(start: int, stop: int) -> np.ndarray:
+            return layout.pack({k: v[start:stop] if np.ndim(v) else v for k, v in columns.items()})
+
+        return derived_array(self.data.arrays, name, rows, self.num_examples)
 
     def _start_episode(self, seed: int | None, options: dict | None) -> int:
         """Call after ``super().reset(seed=seed)``: open the next (or the requested) example."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from itertools import chain
 from typing import Any
 
 import gymnasium as gym
@@ -28,19 +29,23 @@ def _build_arrays(
     tokenizer: TextTokenizer, examples: tuple, labels: tuple[str, ...], max_tokens: int
 ):
     ids, mask, starts, num_words = tokenizer.encode_words([e.words for e in examples], max_tokens)
-    width = max_tokens - 2
+    n, width = len(examples), max_tokens - 2
     label_id = {label: i for i, label in enumerate(labels)}
-    gold = np.zeros((len(examples), width), np.int32)
-    for i, example in enumerate(examples):
-        kept = num_words[i]
-        gold[i, :kept] = [label_id[t] for t in example.tags[:kept]]
+    lengths = np.fromiter((len(e.tags) for e in examples), np.int64, n)
+    tags = list(chain.from_iterable(e.tags for e in examples))
+    tag_ids = np.fromiter(map(label_id.__getitem__, tags), np.int32, len(tags))
+    row = np.repeat(np.arange(n), lengths)  # the sentence of each word
+    col = np.arange(len(tags)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    kept = col < num_words[row]
+    gold = np.zeros((n, width), np.int32)
+    gold[row[kept], col[kept]] = tag_ids[kept]
     return {
         "input_ids": ids,
         "attention_mask": mask,
         "word_starts": starts,
         "word_mask": (np.arange(width) < num_words[:, None]).astype(np.int32),
         "num_words": num_words,
-        "total_words": np.array([len(e.words) for e in examples], np.int32),
+        "total_words": lengths.astype(np.int32),
         "gold": gold,
     }
 

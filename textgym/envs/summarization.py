@@ -43,7 +43,7 @@ class SummarizationCore:
         self, data: TaskData, max_summary_tokens: int, rouge: str, reward_mode: str, constraint: str
     ):
         self.arrays = data.arrays
-        self.references = [e.target for e in data.examples]
+        self.examples = data.examples
         self.tokenizer = data.tokenizer
         info = data.tokenizer.info
         self.eos = info.eos_token_id
@@ -120,7 +120,9 @@ class SummarizationCore:
         """rouge-score's tokens of example ``index``'s reference (memoised)."""
         tokens = self._reference_tokens.get(index)
         if tokens is None:
-            tokens = self._reference_tokens[index] = self.scorer.tokenize(self.references[index])
+            tokens = self._reference_tokens[index] = self.scorer.tokenize(
+                self.examples[index].target
+            )
         return tokens
 
     def step(self, obs: dict, indices: np.ndarray, actions: np.ndarray, last_scores: np.ndarray):
