@@ -105,7 +105,8 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
                 "updates": model.num_updates,
             }
         for name, env, hparams in ROLLOUT_CASES:
-            results[f"rollout/{name}"] = _rollout(_make(name, env, 8, **hparams))
+            rollout = _rollout(_make(name, env, 8, **hparams))  # as tensors: weights_only
+            results[f"rollout/{name}"] = {k: torch.from_numpy(v.copy()) for k, v in rollout.items()}
         torch.save(results, Path(out_dir) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -122,7 +123,11 @@ def two_ranks(tmp_path_factory) -> list[dict]:
     """The results of :func:`_worker` on 2 gloo ranks."""
     out = tmp_path_factory.mktemp("ddp")
     mp.spawn(_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
-    return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    ranks = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    for results in ranks:
+        for key in [k for k in results if k.startswith("rollout/")]:
+            results[key] = {k: v.numpy() for k, v in results[key].items()}
+    return ranks
 
 
 @pytest.mark.parametrize("name", list(IDENTITY_CASES))
