@@ -18,11 +18,18 @@ agent's hyperparameters from hyperparams.yaml.
 
 Prints one line per run and, last, the headline ratio.
 
-Measured 2026-12-01 22:17 with the defaults and ``--timesteps 1024`` (one update each) on
-the shared 2-core machine at load average 12 to 18: 1 process 333 env steps/s, 2
-processes 722; ratio 2.16. Above 2, so the 1-process run got the smaller share of the
-busy CPUs: a single noisy sample, not a clean measurement of the target. With the tiny
-policy (PPO, classification; collectives dominate its small steps) at load 11.5: 0.63.
+Measured 2026-12-01 23:36-23:39 on the 2-core machine, quiet (load average 0.8-1.3):
+
+- RLOO NER defaults (32 slots per rank), ``--timesteps 1024`` (one update): 1141 vs 842
+  env steps/s, **0.72**;
+- ``--n-envs 128 --timesteps 8192``: 2050 vs 2605, 1.27;
+- ``--n-envs 128 --timesteps 32768``: 1874 vs 2780, **1.48** (target 1.7: not met).
+
+Each update all-reduces the whole MiniLM gradient (22.7M floats, 91 MB) over gloo after
+the backward pass, with no overlap: small rollouts pay it on few steps. Bucketed
+all-reduce overlapped with the backward (what ``DistributedDataParallel`` does) or fewer,
+larger rollouts per update are the ways to close the gap. (Earlier, at load 12-18, the
+defaults then, 128 slots: 333 vs 722, 2.16, the 1-process run starved of CPU.)
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@ SyncVectorEnv both run Gymnasium's default next-step autoreset.
 
 Targets (2-core CPU): TextNER single >= 0.5x CartPole-v1; native vector >= 30x
 SyncVectorEnv at 256 envs; >= 8M env-steps/s at 1024 envs for TextNER with ``copy=True``.
+
+Measured 2026-12-01 23:35 (``--sizes 1024 --repeats 5``, load average 0.8): 11,878,670
+env-steps/s median of 5 (best 13,083,200; 9.3M to 13.1M), 2.61x ``obs_dtype="int32"``
+(4.0M to 4.5M). The issue's quiet baseline before compact dtypes was 5.0M.
 """
 
 from __future__ import annotations
