@@ -12,6 +12,7 @@ checks a large cache file that is mapped rather than read.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -141,6 +142,35 @@ def discard_dir(path: str | os.PathLike) -> None:
     os.rename(path, trash / "entry")
     fsync_dir(path.parent)
     shutil.rmtree(trash, ignore_errors=True)
+
+
+def json_checksum(body: Any) -> str:
+    """Digest of a JSON-able object (keys sorted): the checksum a manifest carries."""
+    text = json.dumps(body, sort_keys=True, ensure_ascii=True)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def write_checksummed_json(path: str | os.PathLike, body: dict) -> None:
+    """Write ``body`` plus a ``"checksum"`` key (:func:`json_checksum` of ``body``); for a
+    file inside an entry that :func:`atomic_dir` publishes."""
+    Path(path).write_text(json.dumps(dict(body, checksum=json_checksum(body)), ensure_ascii=True))
+
+
+def read_checksummed_json(path: str | os.PathLike, damaged: type[Exception]) -> dict:
+    """The body of a file :func:`write_checksummed_json` wrote; ``damaged(message)`` is
+    raised, naming the file, when it is missing, unreadable or fails its checksum."""
+    name = Path(path).name
+    try:
+        data = json.loads(Path(path).read_text())
+        body = {k: v for k, v in data.items() if k != "checksum"}
+        checksum = data["checksum"]
+    except FileNotFoundError:
+        raise damaged(f"{name} is missing") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise damaged(f"{name} is unreadable ({err})") from None
+    if json_checksum(body) != checksum:
+        raise damaged(f"{name} does not match its checksum")
+    return body
 
 
 #: Blocks of a file that :func:`sampled_crcs` checks, and their size.

@@ -41,7 +41,9 @@ from textgym.io import (
     atomic_write_text,
     discard_dir,
     file_lock,
+    read_checksummed_json,
     sampled_crcs,
+    write_checksummed_json,
 )
 
 #: Bump when the layout or content of cached arrays changes, so stale caches are never read.
@@ -545,11 +547,6 @@ class CachedArrays(dict):
     directory: Path | None = None
 
 
-def _checksum(body: dict) -> str:
-    text = json.dumps(body, sort_keys=True, ensure_ascii=True)
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-
-
 class DamagedEntry(Exception):
     """A cache entry that must not be used: what is wrong with it."""
 
@@ -583,16 +580,7 @@ def _open_entry(entry: Path, key: dict) -> tuple[CachedArrays, TextTokenizer]:
     Raises:
         DamagedEntry: The entry is incomplete, truncated or altered.
     """
-    try:
-        meta = json.loads((entry / "meta.json").read_text())
-        body = {k: v for k, v in meta.items() if k != "checksum"}
-        checksum = meta["checksum"]
-    except FileNotFoundError:
-        raise DamagedEntry("meta.json is missing") from None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-        raise DamagedEntry(f"meta.json is unreadable ({err})") from None
-    if _checksum(body) != checksum:
-        raise DamagedEntry("meta.json does not match its checksum")
+    body = read_checksummed_json(entry / "meta.json", DamagedEntry)
     if body.get("key") != key:
         raise DamagedEntry("meta.json describes other arrays")
     arrays = CachedArrays(
@@ -728,7 +716,7 @@ def _write_entry(
         "tokenizer_sha256": hashlib.sha256(tokenizer.backend_json.encode()).hexdigest(),
         "arrays": arrays,
     }
-    (directory / "meta.json").write_text(json.dumps(dict(body, checksum=_checksum(body))))
+    write_checksummed_json(directory / "meta.json", body)
 
 
 def _in_memory(

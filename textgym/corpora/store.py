@@ -57,7 +57,14 @@ from typing import Any
 import numpy as np
 
 from textgym.errors import DataError
-from textgym.io import atomic_dir, discard_dir, file_lock, sampled_crcs
+from textgym.io import (
+    atomic_dir,
+    discard_dir,
+    file_lock,
+    read_checksummed_json,
+    sampled_crcs,
+    write_checksummed_json,
+)
 
 from .conll import iter_conll
 from .local import LocalPlan, empty_file_error, read_file
@@ -307,11 +314,6 @@ def _order_labels(task: str, seen: set[str]) -> tuple[str, ...]:
     return ()
 
 
-def _manifest_checksum(body: Mapping[str, Any]) -> str:
-    text = json.dumps(body, sort_keys=True, ensure_ascii=True)
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-
-
 def _build(
     directory: Path,
     task: str,
@@ -393,8 +395,7 @@ def _build(
         "splits": splits,
         "dropped": dropped_by_file,
     }
-    manifest = dict(body, checksum=_manifest_checksum(body))
-    (directory / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=True))
+    write_checksummed_json(directory / "manifest.json", body)
 
 
 # ----- reading ------------------------------------------------------------------------------
@@ -441,16 +442,7 @@ class RecordStore:
 
     def __init__(self, directory: str | os.PathLike, key: Mapping[str, Any] | None = None):
         self.directory = Path(directory)
-        try:
-            manifest = json.loads((self.directory / "manifest.json").read_text())
-            body = {k: v for k, v in manifest.items() if k != "checksum"}
-            checksum = manifest["checksum"]
-        except FileNotFoundError:
-            raise DamagedStore("manifest.json is missing") from None
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-            raise DamagedStore(f"manifest.json is unreadable ({err})") from None
-        if _manifest_checksum(body) != checksum:
-            raise DamagedStore("manifest.json does not match its checksum")
+        body = read_checksummed_json(self.directory / "manifest.json", DamagedStore)
         if body.get("version") != STORE_VERSION or (key is not None and body["key"] != key):
             raise DamagedStore("manifest.json describes another corpus or store version")
         self.task: str = body["task"]

@@ -123,12 +123,16 @@ def _unclosed_quote(text: str) -> int | None:
     return opened if state == "quoted" else None
 
 
-def _parse_delimited(text: str, path: str, fmt: str) -> tuple[list[str], list[Record], int]:
-    """(header, records, the line where the last record starts)."""
+def _csv_reader(lines: Iterable[str], fmt: str):
     if fmt == "tsv":
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
-    else:
-        reader = csv.reader(io.StringIO(text, newline=""))
+        return csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
+    return csv.reader(lines)
+
+
+def _delimited(lines: Iterable[str], path: str, fmt: str) -> Iterator:
+    """The header row, then ``(start line, record)`` for each row (a record spans lines
+    start to ``record[0]``). Errors name the file and line."""
+    reader = _csv_reader(lines, fmt)
     # Long articles exceed the csv module's 128 KiB field default; 2**31 - 1 fits a C long.
     old_limit = csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     try:
@@ -140,8 +144,7 @@ def _parse_delimited(text: str, path: str, fmt: str) -> tuple[list[str], list[Re
             raise DataError(f"empty file: no header row ({fmt.upper()} needs one)", path)
         header = [name.strip() for name in header]
         _check_unique(header, path, reader.line_num)
-        rows: list[Record] = []
-        last_start = 0
+        yield header
         try:
             while True:
                 start = reader.line_num + 1
@@ -157,13 +160,23 @@ def _parse_delimited(text: str, path: str, fmt: str) -> tuple[list[str], list[Re
                         path,
                         reader.line_num,
                     )
-                rows.append((reader.line_num, "", dict(zip(header, row, strict=True))))
-                last_start = start
+                yield start, (reader.line_num, "", dict(zip(header, row, strict=True)))
         except csv.Error as e:
             raise DataError(f"malformed {fmt.upper()}: {e}", path, reader.line_num) from None
     finally:
         csv.field_size_limit(old_limit)
-    return header, rows, last_start
+
+
+def _parse_delimited(text: str, path: str, fmt: str) -> tuple[list[str], list[Record], int]:
+    """(header, records, the line where the last record starts)."""
+    rows = _delimited(io.StringIO(text, newline=""), path, fmt)
+    header = next(rows)
+    records: list[Record] = []
+    last_start = 0
+    for start, record in rows:
+        records.append(record)
+        last_start = start
+    return header, records, last_start
 
 
 def _check_unique(header: Sequence[str], path: str, line: int) -> None:
@@ -415,45 +428,14 @@ def stream_records(lines: Iterable[str], path: str, fmt: str) -> tuple[list[str]
 
 
 def _stream_delimited(lines: Iterable[str], path: str, fmt: str) -> Iterator:
-    if fmt == "tsv":
-        reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
-    else:
-        reader = csv.reader(lines)
-    old_limit = csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    try:
-        try:
-            header = next((row for row in reader if row), None)
-        except csv.Error as e:
-            raise DataError(f"malformed {fmt.upper()}: {e}", path, reader.line_num) from None
-        if header is None:
-            raise DataError(f"empty file: no header row ({fmt.upper()} needs one)", path)
-        header = [name.strip() for name in header]
-        _check_unique(header, path, reader.line_num)
-        yield header
-        last_start = last_line = 0
-        try:
-            while True:
-                start = reader.line_num + 1
-                row = next(reader, None)
-                if row is None:
-                    break
-                if not row:
-                    continue
-                if len(row) != len(header):
-                    raise DataError(
-                        f"row has {len(row)} fields, the header has {len(header)} "
-                        f"({', '.join(header)})",
-                        path,
-                        reader.line_num,
-                    )
-                last_start, last_line = start, reader.line_num
-                yield (reader.line_num, "", dict(zip(header, row, strict=True)))
-        except csv.Error as e:
-            raise DataError(f"malformed {fmt.upper()}: {e}", path, reader.line_num) from None
-        if fmt == "csv" and last_start < last_line:  # a last record of several lines
-            raise NeedsWholeFile(path)
-    finally:
-        csv.field_size_limit(old_limit)
+    rows = _delimited(lines, path, fmt)
+    yield next(rows)
+    last_start = last_line = 0
+    for start, record in rows:
+        last_start, last_line = start, record[0]
+        yield record
+    if fmt == "csv" and last_start < last_line:  # a last record of several lines
+        raise NeedsWholeFile(path)
 
 
 def _stream_json(lines: Iterable[str], path: str) -> Iterator:
