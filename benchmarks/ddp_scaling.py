@@ -73,6 +73,93 @@ def run(args: argparse.Namespace, nproc: int, out: Path) -> float:
     return rate
 
 
+def flat_all_reduce(params: list, weight: float) -> None:
+    """The gradient all-reduce before the row-sparse, bucketed one: the whole gradient
+    (zeros where a rank has none) times ``weight`` in one flat tensor, divided by the
+    summed weights."""
+    import torch
+    import torch.distributed as dist
+
+    parts = [
+        p.grad.reshape(-1).float() * weight if p.grad is not None else torch.zeros(p.numel())
+        for p in params
+    ]
+    has = torch.tensor([p.grad is not None for p in params], dtype=torch.float32)
+    flat = torch.cat([*parts, has, torch.tensor([float(weight)])])
+    dist.all_reduce(flat)
+    total, seen = flat[-1], flat[-1 - len(params) : -1]
+    offset = 0
+    for p, flag in zip(params, seen.tolist(), strict=True):
+        if flag:
+            p.grad.copy_((flat[offset : offset + p.numel()] / total).view_as(p))
+        offset += p.numel()
+
+
+def _all_reduce_rank(
+    rank: int, port: int, policy: str, shapes: list, tokens: int, repeats: int
+) -> None:
+    import statistics
+
+    import torch
+    import torch.distributed as dist
+    from textgym.agents.common.distributed import Distributed, _is_table
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    gen = torch.Generator().manual_seed(rank)
+    params = [torch.nn.Parameter(torch.zeros(shape)) for shape in shapes]
+
+    def fill() -> None:  # dense gradients; tables with the rows of `tokens` tokens
+        for p in params:
+            if _is_table(p):
+                p.grad = torch.zeros(p.shape)
+                p.grad[torch.randint(0, p.shape[0], (tokens,), generator=gen)] = 1.0
+            else:
+                p.grad = torch.randn(p.shape, generator=gen)
+
+    group = Distributed()
+    times: dict[str, list[float]] = {"flat": [], "bucketed": []}
+    for i in range(repeats + 1):  # the first is a warm-up
+        for name, fn in (("flat", flat_all_reduce), ("bucketed", group.all_reduce_grads)):
+            fill()
+            dist.barrier()
+            start = time.perf_counter()
+            fn(params, 3 + rank)
+            if i:
+                times[name].append(time.perf_counter() - start)
+    if rank == 0:
+        flat, new = (statistics.median(times[k]) for k in ("flat", "bucketed"))
+        print(
+            f"{sum(p.numel() for p in params)} floats in {len(params)} parameters, "
+            f"{tokens} tokens per rank: flat {flat * 1000:.0f} ms, row-sparse in buckets "
+            f"{new * 1000:.0f} ms (medians of {repeats})"
+        )
+        load = os.getloadavg()
+        print(
+            f"gradient all-reduce on 2 gloo ranks, flat / row-sparse in buckets "
+            f"({policy}): {flat / new:.2f}  (load average {load[0]:.2f} {load[1]:.2f} "
+            f"{load[2]:.2f})"
+        )
+    dist.destroy_process_group()
+
+
+def all_reduce_only(args: argparse.Namespace) -> None:
+    """``--all-reduce``: one gradient all-reduce of the policy's parameter shapes."""
+    import torch.multiprocessing as mp
+    from textgym.agents import ALGORITHMS
+    from textgym.agents.common.distributed import free_port
+
+    model = ALGORITHMS[args.agent](args.env, policy=args.policy, device="cpu", n_envs=4)
+    shapes = [tuple(p.shape) for p in model.policy.parameters() if p.requires_grad]
+    del model
+    print(f"cpus {os.cpu_count()}, load average {os.getloadavg()} at {time.strftime('%H:%M')}")
+    mp.spawn(
+        _all_reduce_rank,
+        args=(free_port(), args.policy, shapes, args.tokens, args.repeats or 10),
+        nprocs=2,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--env", default="TextNER-v0")
@@ -83,12 +170,21 @@ def main() -> None:
     parser.add_argument("--hparams", default=None, help="JSON, on top of hyperparams.yaml")
     parser.add_argument("--env-kwargs", default=None, help="JSON")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=None, help="1; 10 with --all-reduce")
+    parser.add_argument(
+        "--all-reduce",
+        action="store_true",
+        help="time one gradient all-reduce of the policy's shapes instead (flat vs bucketed)",
+    )
+    parser.add_argument("--tokens", type=int, default=300, help="--all-reduce: tokens per rank")
     args = parser.parse_args()
+    if args.all_reduce:
+        all_reduce_only(args)
+        return
     print(f"cpus {os.cpu_count()}, load average {os.getloadavg()} at {time.strftime('%H:%M')}")
     rates: dict[int, list[float]] = {1: [], 2: []}
     with tempfile.TemporaryDirectory() as tmp:
-        for repeat in range(args.repeats):
+        for repeat in range(args.repeats or 1):
             for nproc in (1, 2):
                 rates[nproc].append(run(args, nproc, Path(tmp) / f"run{nproc}_{repeat}"))
     ratio = max(rates[2]) / max(rates[1])

@@ -14,18 +14,34 @@ examples. ``num_timesteps`` counts the env steps of all ranks, so ``total_timest
 ``eval_freq``, checkpoints and the learning-rate schedule mean what they mean in one
 process. ``batch_size`` is per rank too.
 
-Why a manual all-reduce of the flat gradient rather than the ``DistributedDataParallel``
-wrapper: the agents do not run one ``forward`` + ``backward`` per step. The rollout and
-the update share encodings (the context cache, RLOO's single pass), TRPO differentiates
-twice and needs its gradient, its Fisher-vector products and its line-search values
-averaged over ranks, and REINFORCE and RLOO accumulate a gradient over minibatches
-before one step. One function, :meth:`Distributed.all_reduce_grads`, called between
-``backward`` and the gradient clipping, serves them all, and the modules and their
-caches stay as they are (each rank caches the encodings of its own slots).
+Why a manual gradient all-reduce rather than the ``DistributedDataParallel`` wrapper: the
+agents do not run one ``forward`` + ``backward`` per step. The rollout and the update
+share encodings (the context cache, RLOO's single pass), TRPO differentiates twice and
+needs its gradient, its Fisher-vector products and its line-search values averaged over
+ranks, and REINFORCE and RLOO accumulate a gradient over minibatches before one step.
+One function, :meth:`Distributed.all_reduce_grads`, called once between the last
+``backward`` and the gradient clipping, serves them all, and the modules and their caches
+stay as they are (each rank caches the encodings of its own slots).
 
 Each rank's gradient is the mean over its own steps; the all-reduce weights it by the
 rank's number of steps, so the result is the mean over every rank's steps even where
 ranks hold different numbers (group rollouts end when their own episodes do).
+
+What it sends. A transformer's gradient is mostly its word-embedding table's (MiniLM:
+11.7M of 22.7M floats), and a batch touches a few hundred of its 30522 rows: the rest
+is zeros. A first, small all-reduce carries which parameters have a gradient, the
+weights, and for each embedding table which rows are nonzero on this rank; the second
+sends the dense gradients and only the rows of the tables that some rank touched (a row
+that is zero on every rank is zero in the mean: the result is the one of all-reducing
+the whole flat gradient, bit for bit). That second one goes in buckets of 25 MB, as
+``DistributedDataParallel``'s, each all-reduced asynchronously while the next is packed
+and the previous unpacked, through a buffer kept between updates (a fresh 91 MB tensor
+per update cost its page faults every time). Measured on 2 gloo ranks with one thread
+each on a 2-core machine (MiniLM's gradient, ``benchmarks/ddp_scaling.py``), this is 3x
+faster than one all-reduce of the flat 91 MB gradient. The buckets are not all-reduced
+during the backward pass (gradient hooks): on a CPU with one core per rank gloo's
+thread has no free core, and an all-reduce overlapped with a matmul loop there took
+674 ms against 686 ms one after the other.
 
 Never blocking forever: every collective sits on a path that all ranks take the same
 number of times. Decisions that could differ between ranks are agreed first: PPO's
@@ -361,7 +377,7 @@ def _is_table(p: torch.nn.Parameter) -> bool:
 def _nonzero_rows(p: torch.nn.Parameter) -> torch.Tensor:
     if p.grad is None:
         return torch.zeros(p.shape[0], dtype=torch.bool, device=p.device)
-    return p.grad.reshape(p.shape[0], -1).ne(0).any(1)
+    return p.grad.reshape(p.shape[0], -1).any(1)  # one read, no boolean copy
 
 
 def _buckets(layout: list, elements: int) -> Iterator[list]:
