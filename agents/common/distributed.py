@@ -32,16 +32,18 @@ What it sends. A transformer's gradient is mostly its word-embedding table's (Mi
 is zeros. A first, small all-reduce carries which parameters have a gradient, the
 weights, and for each embedding table which rows are nonzero on this rank; the second
 sends the dense gradients and only the rows of the tables that some rank touched (a row
-that is zero on every rank is zero in the mean: the result is the one of all-reducing
-the whole flat gradient, bit for bit). That second one goes in buckets of 25 MB, as
-``DistributedDataParallel``'s, each all-reduced asynchronously while the next is packed
-and the previous unpacked, through a buffer kept between updates (a fresh 91 MB tensor
-per update cost its page faults every time). Measured on 2 gloo ranks with one thread
-each on a 2-core machine (MiniLM's gradient, ``benchmarks/ddp_scaling.py``), this is 3x
-faster than one all-reduce of the flat 91 MB gradient. The buckets are not all-reduced
-during the backward pass (gradient hooks): on a CPU with one core per rank gloo's
-thread has no free core, and an all-reduce overlapped with a matmul loop there took
-674 ms against 686 ms one after the other.
+that is zero on every rank is zero in the mean: the result equals that of one
+all-reduce of the whole flat gradient, as ``tests/agents/test_distributed.py`` checks).
+That second one goes in buckets of 25 MB, as ``DistributedDataParallel``'s, each
+all-reduced asynchronously while the next is packed and the previous unpacked, through a
+buffer kept between updates (a fresh 91 MB tensor per update cost its page faults every
+time). On 2 gloo ranks of one thread on a 2-core machine, MiniLM's gradient with 300
+tokens per rank takes 153 ms against 436 ms for the flat all-reduce (``python
+benchmarks/ddp_scaling.py --all-reduce``, load average 2.1-2.4). The buckets are not
+all-reduced during the backward pass (gradient hooks, as ``DistributedDataParallel``
+does): on a CPU with one core per rank, gloo's thread has no free core to run on, and a
+44 MB all-reduce started beside a matmul loop finished together with it in 674 ms
+against 686 ms one after the other (2 ranks, load average ~2).
 
 Never blocking forever: every collective sits on a path that all ranks take the same
 number of times. Decisions that could differ between ranks are agreed first: PPO's

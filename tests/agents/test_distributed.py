@@ -310,6 +310,7 @@ class _Net(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.table = torch.nn.Embedding(16384, 64)  # an embedding table: rows sent sparsely
+        self.table_rank0 = torch.nn.Embedding(16384, 64)  # one only rank 0 uses
         self.linear = torch.nn.Linear(64, 300)
         self.only_rank0 = torch.nn.Parameter(torch.ones(7))
         self.unused = torch.nn.Parameter(torch.ones(3))
@@ -331,7 +332,7 @@ def _grads_worker(rank: int, world: int, port: int, out_dir: str) -> None:
             ids = torch.tensor([1, 2, 3, 3] if rank == 0 else [3, 100, 16383])
             loss = net.linear(net.table(ids)).square().sum() * (rank + 1)
             if rank == 0:
-                loss = loss + net.only_rank0.sum()
+                loss = loss + net.only_rank0.sum() + net.table_rank0(ids[:2]).sum()
             loss.backward()
             weight = 3 if rank == 0 else 5
             expected = _flat_mean(list(net.parameters()), weight)
@@ -363,5 +364,14 @@ def test_the_gradient_all_reduce_is_the_weighted_mean_of_the_flat_gradients(tmp_
     table = ranks[0][f"{4096}/table.weight"][0].view(16384, 64)
     assert table[[1, 2, 3, 100, 16383]].abs().sum(1).gt(0).all()
     assert table[[0, 4, 99, 16382]].eq(0).all()
+    table = ranks[1][f"{4096}/table_rank0.weight"][0].view(16384, 64)  # rank 1: had none
+    assert torch.equal(table[[1, 2]], torch.full((2, 64), 3 / 8)) and table[3:].eq(0).all()
     names = {k.split("/", 1)[1] for k in ranks[0]}
-    assert names == {"table.weight", "linear.weight", "linear.bias", "only_rank0"}  # not unused
+    # not `unused`: no rank gave it a gradient
+    assert names == {
+        "table.weight",
+        "table_rank0.weight",
+        "linear.weight",
+        "linear.bias",
+        "only_rank0",
+    }
