@@ -280,3 +280,98 @@ def test_nproc_is_checked_before_anything_starts(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "3")
     assert cli.main([*argv, "2"]) == 2
     assert "--nproc 2 but the launcher started WORLD_SIZE=3" in capsys.readouterr().err
+
+
+# ----- the gradient all-reduce ---------------------------------------------------------------
+
+
+def _flat_mean(params: list[torch.nn.Parameter], weight: float) -> list[torch.Tensor | None]:
+    """The reference: the whole gradient (zeros for a parameter without one) times
+    ``weight`` and flags of which parameters have one, in one flat all-reduce, divided by
+    the summed weights; None where no rank had a gradient."""
+    import torch.distributed as dist
+
+    parts = [
+        p.grad.reshape(-1).float() * weight if p.grad is not None else torch.zeros(p.numel())
+        for p in params
+    ]
+    has = torch.tensor([p.grad is not None for p in params], dtype=torch.float32)
+    flat = torch.cat([*parts, has, torch.tensor([float(weight)])])
+    dist.all_reduce(flat)
+    total, seen = flat[-1], flat[-1 - len(params) : -1]
+    out, offset = [], 0
+    for p, flag in zip(params, seen.tolist(), strict=True):
+        out.append((flat[offset : offset + p.numel()] / total).view_as(p) if flag else None)
+        offset += p.numel()
+    return out
+
+
+class _Net(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.table = torch.nn.Embedding(16384, 64)  # an embedding table: rows sent sparsely
+        self.table_rank0 = torch.nn.Embedding(16384, 64)  # one only rank 0 uses
+        self.linear = torch.nn.Linear(64, 300)
+        self.only_rank0 = torch.nn.Parameter(torch.ones(7))
+        self.unused = torch.nn.Parameter(torch.ones(3))
+
+
+def _grads_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    import torch.distributed as dist
+    from textgym.agents.common.distributed import Distributed
+
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
+    )
+    try:
+        results = {}
+        for bucket_bytes in (Distributed.bucket_bytes, 4096):
+            torch.manual_seed(0)
+            net = _Net()
+            ids = torch.tensor([1, 2, 3, 3] if rank == 0 else [3, 100, 16383])
+            loss = net.linear(net.table(ids)).square().sum() * (rank + 1)
+            if rank == 0:
+                loss = loss + net.only_rank0.sum() + net.table_rank0(ids[:2]).sum()
+            loss.backward()
+            weight = 3 if rank == 0 else 5
+            expected = _flat_mean(list(net.parameters()), weight)
+            group = Distributed()
+            group.bucket_bytes = bucket_bytes
+            group.all_reduce_grads(net.parameters(), weight)
+            for (name, p), want in zip(net.named_parameters(), expected, strict=True):
+                key = f"{bucket_bytes}/{name}"
+                assert (p.grad is None) == (want is None), key
+                if want is not None:
+                    results[key] = torch.stack([p.grad.reshape(-1), want.reshape(-1)])
+        torch.save(results, Path(out_dir) / f"grads{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_the_gradient_all_reduce_is_the_weighted_mean_of_the_flat_gradients(tmp_path):
+    mp.spawn(_grads_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"grads{r}.pt", weights_only=True) for r in range(2)]
+    assert ranks[0].keys() == ranks[1].keys()
+    for key, pair in ranks[0].items():
+        got, want = pair
+        assert torch.equal(got, want), key  # exactly the flat all-reduce
+        assert torch.equal(got, ranks[1][key][0]), key  # the same on both ranks
+    # the parameter only rank 0 used: its gradient (1 per element) weighted 3 of 3 + 5
+    only = ranks[0][f"{4096}/only_rank0"][0]
+    assert torch.allclose(only, torch.full_like(only, 3 / 8))
+    # embedding rows: used by one rank, by both, by none
+    table = ranks[0][f"{4096}/table.weight"][0].view(16384, 64)
+    assert table[[1, 2, 3, 100, 16383]].abs().sum(1).gt(0).all()
+    assert table[[0, 4, 99, 16382]].eq(0).all()
+    table = ranks[1][f"{4096}/table_rank0.weight"][0].view(16384, 64)  # rank 1: had none
+    assert torch.equal(table[[1, 2]], torch.full((2, 64), 3 / 8)) and table[3:].eq(0).all()
+    names = {k.split("/", 1)[1] for k in ranks[0]}
+    # not `unused`: no rank gave it a gradient
+    assert names == {
+        "table.weight",
+        "table_rank0.weight",
+        "linear.weight",
+        "linear.bias",
+        "only_rank0",
+    }
