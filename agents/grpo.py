@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .common.checkpoints import register_algorithm
-from .common.group import check_group_settings, group_normalized, group_scores
+from .common.group import check_group_settings, group_normalized, group_scores, on_path
 from .ppo import PPO, PPOSettings
 
 
@@ -47,6 +47,10 @@ class GRPOSettings(PPOSettings):
     """The advantages are standardised within groups already."""
     n_epochs: int = 1
     """Passes over each rollout."""
+    off_path_weight: float = 1.0
+    """For per-step 0/1 rewards (NER's token reward): the factor on the advantage of a
+    step whose previous action scored 0, a state the right actions never reach
+    (:func:`~.common.group.on_path`). 1: every step alike."""
 
 
 @register_algorithm
@@ -73,5 +77,7 @@ class GRPO(PPO):
             # probability); only what a probe found better counts
             probe = (np.arange(buf.num_envs) % s.group_size) > 0
             adv = np.where(probe[None, :], np.maximum(adv, 0.0), adv)
+        if s.off_path_weight != 1.0:
+            adv = np.where(on_path(buf.rewards), adv, s.off_path_weight * adv)
         buf.advantages[:] = adv
         buf.returns[:] = np.where(buf.valid, scores, 0.0)

@@ -239,3 +239,39 @@ def observed_reward_nll(
     mass = torch.logsumexp(log_p, -1).exp().clamp(max=1.0 - 1e-6)
     log_miss = torch.log1p(-mass)
     return -torch.where(found, log_hit, log_miss)
+
+
+def on_path(rewards: np.ndarray) -> np.ndarray:
+    """``(T, N)``: the slot's previous action scored (or it is the episode's first step).
+
+    For per-step 0/1 rewards that are 1 for exactly the right action, these are the
+    steps taken from the state the right previous action leads to (each slot plays one
+    episode from row 0 in a group rollout).
+    """
+    first = np.ones((1, rewards.shape[1]), bool)
+    return np.concatenate([first, rewards[:-1] > 0])
+
+
+def state_weights(
+    rewards: np.ndarray, valid: np.ndarray, group_size: int, off_path_weight: float
+) -> np.ndarray:
+    """How much each member's step counts in the log-likelihood objective, ``(T, N)``.
+
+    For per-step 0/1 rewards that are 1 for exactly the right action (NER's token
+    reward), a member whose previous action scored 0 is in a state that the right
+    actions never reach: for the tagger, a wrong previous tag. What its group observed
+    at the step (which tag is right) is still true, but learning it under a wrong
+    history teaches the policy what to do after mistakes rather than on the path it
+    should take. With ``distinct_actions`` exactly one member holds the right previous
+    action wherever its group found it, so every step whose previous one was found has
+    one member on the path: weight 1. Members off the path weigh ``off_path_weight``
+    (1: every member alike; 0: only states on the path, supervised learning's
+    teacher-forced states). At the first step every member of a group is in the same
+    state, which counts once (``1 / G``). Invalid steps weigh 0.
+    """
+    g = group_size
+    w = np.where(on_path(rewards), 1.0, float(off_path_weight))
+    starters = group_view(valid[:1], g)  # (1, Gn, G)
+    share = 1.0 / np.maximum(starters.sum(-1, keepdims=True), 1)
+    w[0] = np.broadcast_to(share, starters.shape).reshape(-1)
+    return np.where(valid, w, 0.0).astype(np.float32)

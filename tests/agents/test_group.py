@@ -14,6 +14,7 @@ from textgym.agents.common.group import (
     observed_reward_nll,
     returns_to_go,
     sample_group_actions,
+    state_weights,
 )
 
 import textgym  # noqa: F401
@@ -95,6 +96,50 @@ def test_observed_reward_nll_has_finite_gradients_where_nothing_scored():
     assert torch.isfinite(logits.grad).all()
     # the tried action loses mass, the untried ones gain it
     assert logits.grad[0, 0] > 0 and (logits.grad[0, 1:] < 0).all()
+
+
+def test_state_weights_count_the_right_path_once_and_scale_the_rest():
+    # one group of 3 over 3 steps: member 1 scores at step 0, member 2 at step 1; member 2's
+    # episode ends after step 1
+    rewards = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+    valid = np.array([[True, True, True], [True, True, True], [True, True, False]])
+    w = state_weights(rewards, valid, 3, 0.25)
+    np.testing.assert_allclose(
+        w,
+        [
+            [1 / 3, 1 / 3, 1 / 3],  # the shared first state counts once
+            [0.25, 1.0, 0.25],  # member 1 holds the right previous action
+            [0.25, 0.25, 0.0],  # only member 2 was right at step 1, and it ended
+        ],
+    )
+    # a member alone at the first step (the others parked) counts fully
+    w = state_weights(np.zeros((1, 2)), np.array([[True, False]]), 2, 0.0)
+    np.testing.assert_array_equal(w, [[1.0, 0.0]])
+
+
+def test_loglik_with_off_path_weight_0_is_cross_entropy_on_the_right_path():
+    # a group that tries every tag finds the right one at every word: with
+    # off_path_weight=0 the update is the teacher-forced cross-entropy step
+    n_tags = gym.make("TextNER-v0", **SMALL_ENVS["TextNER-v0"]).action_space.n
+    model = group_agent(
+        RLOO,
+        "TextNER-v0",
+        objective="loglik",
+        distinct_actions=True,
+        off_path_weight=0.0,
+        group_size=n_tags,
+        n_envs=2 * n_tags,
+    )
+    model.collect_rollouts()
+    model._compute_advantages()
+    buf = model.buffer
+    w = buf.extras["weight"]
+    # every word after the first has exactly one member on the path, in every group
+    per_group = w.reshape(w.shape[0], -1, n_tags)
+    lengths = buf.valid.reshape(buf.valid.shape[0], -1, n_tags).any(-1)
+    np.testing.assert_allclose(per_group.sum(-1)[lengths], 1.0, rtol=1e-6)
+    on_path = (w[1:] == 1.0) & buf.valid[1:]
+    np.testing.assert_array_equal(on_path, (buf.rewards[:-1] > 0) & buf.valid[1:])
 
 
 def test_distinct_sampling_gives_each_member_of_a_group_another_action():
@@ -283,3 +328,15 @@ def test_grpo_drops_only_the_probes_negative_advantages():
     np.testing.assert_allclose(buf.advantages[:, ~probe], plain[:, ~probe], atol=1e-6)
     np.testing.assert_allclose(buf.advantages[:, probe], np.maximum(plain[:, probe], 0), atol=1e-6)
     assert (plain[:, ~probe] < 0).any() or (plain[:, probe] < 0).any()
+
+
+def test_grpo_off_path_weight_scales_the_advantages_after_a_wrong_action():
+    model = group_agent(GRPO, "TextNER-v0", distinct_actions=True, gamma=0.0, off_path_weight=0.25)
+    model.collect_rollouts()
+    buf = model.buffer
+    plain = group_normalized(buf.rewards, buf.valid, 4)
+    plain = np.where((np.arange(8) % 4 > 0)[None, :], np.maximum(plain, 0.0), plain)
+    first_or_right = np.concatenate([np.ones((1, 8), bool), buf.rewards[:-1] > 0])
+    expected = np.where(first_or_right, plain, 0.25 * plain)
+    np.testing.assert_allclose(buf.advantages, expected, atol=1e-6)
+    assert (~first_or_right & buf.valid & (plain != 0)).any()  # something was scaled
