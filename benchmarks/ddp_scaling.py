@@ -56,11 +56,20 @@ session, ``--repeats 2``:
 ``--all-reduce`` (MiniLM, 300 tokens per rank, load 2.1-2.4): flat 436 ms, new 153 ms,
 **2.85**; tiny: 35 vs 18 ms, 1.94.
 
-The target (>= 1.7) is not met and could not be measured here: with a third busy process
-on 2 cores, each rank's own compute (rollout, backward) ran 1.6x slower than the
-1-process run's, whatever the all-reduce costs. On a quiet machine the per-update
-all-reduce is now 0.15 s against 0.5 s of compute at 32 slots (about 1.5 expected) and
-0.11 s against 1.2 s at 128 slots (about 1.75 expected); both still to be measured quiet.
+Measured quiet, 2026-12-02 01:08-01:15 (load average 1.1-1.6, nothing else running;
+two single-thread matmul loops run side by side at 1.0x the speed of one, so the 2 cores
+are real cores):
+
+| command | 1 process | 2 processes | ratio |
+|---|---|---|---|
+| ``--n-envs 128 --timesteps 98304`` (22 / 11 updates) | 1882 | 3468 | **1.84** |
+| the same, the flat all-reduce before (same session) | 1826 | 2504 | 1.37 |
+| ``--n-envs 128 --timesteps 32768`` (7 / 4 updates) | 1819 | 2801 | 1.54 |
+| ``--timesteps 24576`` (RLOO's NER defaults, 32 slots) | 1343 | 1909 | 1.42 |
+
+The target (>= 1.7) is met with 128 slots per rank over a run of 11 updates; short runs
+weigh the first update's warm-up, and at 32 slots per rank each update's 0.5 s of compute
+still carries the all-reduce and the wait for the rank whose tweets are longest.
 (Earlier, at load 12-18, the defaults then, 128 slots: 333 vs 722, 2.16, the 1-process run
 starved of CPU.)
 """
