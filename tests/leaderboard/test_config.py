@@ -91,9 +91,18 @@ def test_shipped_configs_parse():
         }
     agents = {(r.env_id, r.algo) for r in load_config(root / "leaderboard.yaml")}
     for env_id in ("TextNER-v0", "TextClassification-v0"):
-        for algo in ("random", "majority", "supervised", "reinforce", "trpo", "ppo"):
+        for algo in (
+            "random",
+            "majority",
+            "supervised",
+            "reinforce",
+            "trpo",
+            "ppo",
+            "rloo",
+            "grpo",
+        ):
             assert (env_id, algo) in agents
-    for algo in ("random", "lead", "reinforce", "trpo", "ppo"):
+    for algo in ("random", "lead", "reinforce", "trpo", "ppo", "rloo", "grpo"):
         assert ("TextSummarization-v0", algo) in agents
 
 
