@@ -104,6 +104,13 @@ class OnPolicySettings:
     each distinct context is encoded once for the whole run (:class:`FrozenEncodings`):
     a corpus of N documents costs N encoder passes however many steps are taken, which
     makes MiniLM training on a CPU take minutes."""
+    freeze_embeddings: bool = False
+    """Keep the encoder's token-embedding table fixed and train the rest of it. A batch
+    touches a few hundred of MiniLM's 30522 rows, but the table's gradient, its optimiser
+    step and clipping cost all 11.7M of its weights (half the model) at every update:
+    RLOO on WNUT-16 trains 1.4-1.5x more words per second without them (but learnt less
+    per word there: test entity-F1 0.261 after 166k words against 0.301 after 111k in
+    the same 6 minutes)."""
     group_size: int = 1
     """Slots that play the same example side by side (``G``). Above 1, rollouts are
     *group rollouts* (``agents/common/group.py``): each rollout draws ``n_envs / G``
@@ -187,6 +194,8 @@ class OnPolicyAlgorithm(CheckpointMixin):
             )
         # dropout off: the update must see the same probabilities the rollout sampled from
         self.policy.to(self.device).eval()
+        if self.settings.freeze_embeddings:
+            self.policy.encoder.get_input_embeddings().requires_grad_(False)
         if self.settings.freeze_encoder:
             self.policy.encoder.requires_grad_(False)
             if not self.policy.policy_parameters():

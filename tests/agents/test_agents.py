@@ -88,6 +88,17 @@ def test_frozen_encoder_encodes_each_document_once_and_trains_the_heads(cls):
     )
 
 
+def test_frozen_embeddings_keep_the_token_table_and_train_the_rest():
+    model = small_agent(PPO, "TextNER-v0", freeze_embeddings=True)
+    table = model.policy.encoder.get_input_embeddings().weight
+    before = {n: p.detach().clone() for n, p in model.policy.encoder.named_parameters()}
+    model.learn(128, progress_bar=False)
+    after = dict(model.policy.encoder.named_parameters())
+    assert table.grad is None and not table.requires_grad
+    changed = {n for n, p in before.items() if not torch.equal(p, after[n])}
+    assert changed and all("word_embeddings" not in n for n in changed)
+
+
 def test_same_seed_gives_identical_losses_on_cpu():
     rows = []
     for _ in range(2):
