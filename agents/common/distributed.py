@@ -34,12 +34,13 @@ weights, and for each embedding table which rows are nonzero on this rank; the s
 sends the dense gradients and only the rows of the tables that some rank touched (a row
 that is zero on every rank is zero in the mean: the result equals that of one
 all-reduce of the whole flat gradient, as ``tests/agents/test_distributed.py`` checks).
-That second one goes in buckets of 25 MB, as ``DistributedDataParallel``'s, each
-all-reduced asynchronously while the next is packed and the previous unpacked, through a
-buffer kept between updates (a fresh 91 MB tensor per update cost its page faults every
-time). On 2 gloo ranks of one thread on a 2-core machine, MiniLM's gradient with 300
-tokens per rank takes 153 ms against 436 ms for the flat all-reduce (``python
-benchmarks/ddp_scaling.py --all-reduce``, load average 2.1-2.4). The buckets are not
+That second one goes in buckets of 25 MB, as ``DistributedDataParallel``'s, one after
+the other, in place in a buffer kept between updates (a fresh 91 MB tensor per update cost
+its page faults every time). On 2 gloo ranks of one thread on a 2-core machine, MiniLM's
+gradient with 300 tokens per rank took 153 ms against 436 ms for the flat all-reduce
+(``python benchmarks/ddp_scaling.py --all-reduce``, load average 2.1-2.4, with each
+bucket all-reduced asynchronously while the next was packed; that version aborted a rank
+once in CI, "terminate called without an active exception", and is synchronous now). The buckets are not
 all-reduced during the backward pass (gradient hooks, as ``DistributedDataParallel``
 does): on a CPU with one core per rank, gloo's thread has no free core to run on, and a
 44 MB all-reduce started beside a matmul loop finished together with it in 674 ms
@@ -184,9 +185,8 @@ class Distributed:
         Two collectives: a small one of which parameters have a gradient, the weights and,
         for embedding tables (:func:`_is_table`), which rows are nonzero on any rank; then
         the gradients, only the rows of the tables that some rank touched, packed into a
-        buffer kept between calls and all-reduced in buckets of :attr:`bucket_bytes`,
-        each one asynchronously as soon as it is packed while the next is packed and the
-        finished ones are unpacked. The result is the one of all-reducing the whole
+        buffer kept between calls and all-reduced in place in buckets of
+        :attr:`bucket_bytes`. The result is the one of all-reducing the whole
         flat gradient: a row that is zero on every rank is zero in the mean too.
         """
         if not self.enabled:
@@ -229,14 +229,16 @@ class Distributed:
         if not layout:
             return
         buffer = self._grad_buffer(size, device)
-        pending: list[tuple[Any, list, torch.Tensor]] = []
         for bucket in _buckets(layout, self.bucket_bytes // 4):
             lo, hi = bucket[0][2], bucket[-1][2] + bucket[-1][3]
             for p, sel, start, length in bucket:
                 _pack(p, sel, weight, buffer[start : start + length])
-            pending.append((self._reduce_async(buffer[lo:hi]), bucket, buffer[lo:hi]))
-            self._finish(pending, total, keep=1)
-        self._finish(pending, total, keep=0)
+            # synchronous: gloo's async work objects kept past a wait could outlive the
+            # process group at exit (a rank aborted once in CI: "terminate called without
+            # an active exception"), and on a CPU with one core per rank they bought nothing
+            flat = self._reduce(buffer[lo:hi])  # in place where the buffer is on comm_device
+            for p, sel, start, length in bucket:
+                _unpack(p, sel, total, flat[start - lo : start - lo + length])
 
     def _grad_buffer(self, size: int, device: torch.device) -> torch.Tensor:
         """A float32 buffer of ``size`` elements, kept between updates (a new one of ~50 MB
@@ -245,23 +247,6 @@ class Distributed:
         if buffer is None or buffer.numel() < size or buffer.device != device:
             buffer = self._buffer = torch.empty(size, dtype=torch.float32, device=device)
         return buffer[:size]
-
-    def _reduce_async(self, flat: torch.Tensor) -> tuple[Any, torch.Tensor]:
-        import torch.distributed as dist
-
-        out = flat if flat.device == self.comm_device else flat.to(self.comm_device)
-        return dist.all_reduce(out, op=dist.ReduceOp.SUM, async_op=True), out
-
-    def _finish(self, pending: list, total: torch.Tensor, keep: int) -> None:
-        """Wait for the all-reduces in ``pending`` but the last ``keep`` and unpack them."""
-        while len(pending) > keep:
-            (work, out), bucket, flat = pending.pop(0)
-            work.wait()
-            if out is not flat:
-                flat.copy_(out)
-            lo = bucket[0][2]
-            for p, sel, start, length in bucket:
-                _unpack(p, sel, total, flat[start - lo : start - lo + length])
 
     # ----- objects ----------------------------------------------------------------------
 
