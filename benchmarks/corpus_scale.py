@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -183,9 +184,7 @@ def main() -> None:
             generate(path, args.megabytes)
         mb = path.stat().st_size / 1e6
         cache = work / "cache"
-        if cache.exists():
-            import shutil
-
+        if cache.exists():  # start from a cold cache
             shutil.rmtree(cache)
         print(f"file: {path} ({mb:.0f} MB); load average {load_average()}", flush=True)
         if not args.env_only:
@@ -211,9 +210,7 @@ def main() -> None:
                 flush=True,
             )
         packaged_cache = work / "cache-packaged"
-        if packaged_cache.exists():
-            import shutil
-
+        if packaged_cache.exists():  # start from a cold cache
             shutil.rmtree(packaged_cache)
         packaged = child("env-packaged", path, packaged_cache)
         print(
@@ -224,9 +221,7 @@ def main() -> None:
         )
         if args.env:
             env_cache = work / "cache-env"
-            if env_cache.exists():
-                import shutil
-
+            if env_cache.exists():  # start from a cold cache
                 shutil.rmtree(env_cache)
             env_first = child("env-file", path, env_cache)
             print(
