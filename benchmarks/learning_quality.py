@@ -54,6 +54,17 @@ Measured (``--threads 1``, 3-minute budgets, whole CoNLL test split, 2-core CPU,
   "learning_rate": 3e-4}}'`` with ``off_path_weight=0`` (both cores busy): RLOO 0.6367
   after 81k words, supervised 0.7947 after 100k: 0.801x (supervised at 81k words:
   0.774). GRPO with ``off_path_weight=0`` (load 4-5): 0.121 after 35k words.
+- 2026-12-02, CoNLL ``--minutes 3 --agents reinforce ppo`` with ``reward_objective="loglik"``
+  for both (one sample per word; ``episode_rollouts``, 8 slots, lr 2e-4,
+  ``off_path_weight=0``, no advantage normalisation: REINFORCE's NER defaults now), the
+  other core running the leaderboard: REINFORCE 0.2848 after 33k words (supervised at
+  the same words 0.585), PPO 0.3941 after 19k (supervised at the same words 0.401),
+  supervised 0.7859 after 74k words: 0.362x and 0.502x. PPO's own defaults in the same
+  conditions: 0.4668 after 19k words (0.59x), so PPO keeps them. On WNUT-16 REINFORCE
+  with this objective stayed all-``O`` after 80k words (32 and 8 slots per update);
+  with 4 distinct tags per word and the per-sample objective, too (40k words): a
+  probe that finds the right tag is off the path and weighs 0. GRPO (32 slots, lr 2e-4,
+  ``off_path_weight=0``) stayed all-``O`` after 160k words.
 - ``--skip ner --agents rloo grpo --sum-minutes 3``: bbc-news accuracy RLOO 0.9795, GRPO
   0.9754; headlines ROUGE-L RLOO 0.2180 (11.8k steps), GRPO 0.2090, lead-8 0.2090, best
   span 0.5102.

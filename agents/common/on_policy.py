@@ -52,6 +52,8 @@ from .logger import Logger
 from .optim import make_adam
 from .policies import ActorCritic, make_policy, obs_to_tensors
 
+REWARD_OBJECTIVES = ("expected", "loglik")
+
 
 @dataclass
 class OnPolicySettings:
@@ -87,7 +89,26 @@ class OnPolicySettings:
     instead of ``pi(gold) * grad log pi(gold)``, which vanishes exactly where the policy
     is wrong and collapses NER to all-"O" (DESIGN.md, "the known hard part")."""
     value_floor: float = 0.05
-    """Lower bound on V(s) when scaling advantages (caps the weight at 1/value_floor)."""
+    """Lower bound on the divisor when scaling advantages, V(s) or ``1 - pi(a)``
+    (caps the weight at 1/value_floor)."""
+    reward_objective: str = "expected"
+    """What each step's advantage makes the update follow. ``"expected"``: the expected
+    return (GAE from the critic). ``"loglik"``: for deterministic per-step 0/1 rewards that
+    are 1 for exactly one action (NER's token reward, a classification label), with
+    ``gamma=0``, the log-likelihood of each observed reward, a Bernoulli with success
+    probability ``pi(a)``: advantage 1 where the action scored (the gradient of
+    ``log pi(a)``) and ``-pi_old(a) / (1 - pi_old(a))`` where it did not (the gradient of
+    ``log(1 - pi(a))``; at most ``1 / value_floor``): a wrong action the policy was sure of
+    (``O`` on an entity) is pushed down hard and its mass goes to the others. The expected
+    reward's gradient, ``pi(gold) * grad log pi(gold)`` for a word, vanishes exactly where
+    the policy is wrong; this one does not, and it needs no critic. RLOO's ``"loglik"``
+    objective for a group of one sample. Keep ``normalize_advantage`` off with it (its
+    scale is the objective's)."""
+    off_path_weight: float = 1.0
+    """For per-step 0/1 rewards (NER's token reward): the factor on the advantage of a
+    step whose previous action in the episode scored 0, a state the right actions never
+    reach (:func:`~.group.on_path`; for the tagger, a wrong previous tag). 0 learns only
+    in the states after the right previous action, supervised teacher forcing's states."""
     batch_size: int = 256
     """Steps per minibatch (whole contexts are kept together); per process when training
     on several, whose minibatch gradients are averaged."""
@@ -171,6 +192,11 @@ class OnPolicyAlgorithm(CheckpointMixin):
                 f"{type(self).__name__} got unknown hyperparameters {unknown}; valid: {sorted(valid)}"
             )
         self.settings = self.settings_class(**hparams)
+        if self.settings.reward_objective not in REWARD_OBJECTIVES:
+            raise TextgymError(
+                f"reward_objective must be one of {REWARD_OBJECTIVES}, "
+                f"not {self.settings.reward_objective!r}"
+            )
         self.seed = seed
         self.dist = Distributed()
         self.device = self.dist.device(resolve_device(device))
@@ -486,6 +512,26 @@ class OnPolicyAlgorithm(CheckpointMixin):
         )
         if s.scale_advantage_by_value:
             buf.advantages /= np.maximum(buf.values, s.value_floor)
+        if s.reward_objective != "expected":
+            rewards = buf.rewards[buf.valid]
+            if s.gamma != 0 or not np.isin(rewards, (0.0, 1.0)).all():
+                bad = rewards[~np.isin(rewards, (0.0, 1.0))]
+                raise TextgymError(
+                    f"reward_objective={s.reward_objective!r} needs gamma=0 and per-step "
+                    f"rewards of 0 or 1 (1 for exactly the right action); got gamma={s.gamma}"
+                    + (f" and a reward of {bad[0]!r}" if bad.size else "")
+                )
+            prob = np.exp(buf.log_probs.astype(np.float64))
+            # a wrong action the policy was sure of weighs at most 1 / value_floor
+            adv = np.where(buf.rewards > 0, 1.0, -prob / np.maximum(1.0 - prob, s.value_floor))
+            buf.advantages[:] = np.where(buf.valid, adv, 0.0)
+        if s.off_path_weight != 1.0:
+            # on the path: an episode's first step (the rollout's first row, or a row after
+            # its slot's episode ended) or a step after a reward; in a rollout's first row
+            # the previous reward is unknown, and it counts as on the path
+            after = np.concatenate([np.ones((1, buf.num_envs), bool), buf.rewards[:-1] > 0])
+            after[1:] |= (buf.terminated | buf.truncated)[:-1]
+            buf.advantages[:] = np.where(after, buf.advantages, s.off_path_weight * buf.advantages)
 
     def _track_episodes(
         self, rewards: np.ndarray, done: np.ndarray, playing: np.ndarray | None = None

@@ -11,6 +11,7 @@ from lm_fixtures import save_tiny_gpt2
 from textgym.agents import ALGORITHMS, PPO, REINFORCE, TRPO
 
 import textgym  # noqa: F401
+from textgym.errors import TextgymError
 
 SMALL_ENVS = {
     "TextNER-v0": {"max_tokens": 32},
@@ -97,6 +98,53 @@ def test_frozen_embeddings_keep_the_token_table_and_train_the_rest():
     assert table.grad is None and not table.requires_grad
     changed = {n for n, p in before.items() if not torch.equal(p, after[n])}
     assert changed and all("word_embeddings" not in n for n in changed)
+
+
+@pytest.mark.parametrize("cls", [PPO, REINFORCE, TRPO], ids=lambda c: c.name)
+def test_loglik_objective_gives_the_gradients_of_the_observed_rewards_likelihood(cls):
+    model = small_agent(
+        cls, "TextNER-v0", gamma=0.0, reward_objective="loglik", normalize_advantage=False
+    )
+    model.collect_rollouts()
+    buf = model.buffer
+    p = np.exp(buf.log_probs.astype(np.float64))
+    # the gradient of log pi(a) where a scored, of log(1 - pi(a)) where it did not
+    expected = np.where(buf.rewards > 0, 1.0, -p / np.maximum(1 - p, 0.05))
+    np.testing.assert_allclose(buf.advantages, expected, rtol=1e-5)
+    assert (buf.rewards == 1).any() and (buf.rewards == 0).any()
+    model.train()  # and the update runs on it
+
+
+def test_reward_objectives_refuse_discounting_graded_rewards_and_unknown_names():
+    with pytest.raises(TextgymError, match="gamma=0.*gamma=0.99"):
+        small_agent(PPO, "TextNER-v0", reward_objective="loglik").collect_rollouts()
+    model = small_agent(PPO, "TextSummarization-v0", gamma=0.0, reward_objective="loglik")
+    with pytest.raises(TextgymError, match="0 or 1.*a reward of"):
+        while True:  # until a summary ends with a ROUGE reward that is neither 0 nor 1
+            model.collect_rollouts()
+    with pytest.raises(TextgymError, match="reward_objective must be one of.*'ce'"):
+        small_agent(PPO, "TextNER-v0", reward_objective="ce")
+
+
+def test_off_path_weight_scales_steps_after_a_wrong_action_within_each_episode():
+    hp = dict(gamma=0.0, gae_lambda=0.0, n_steps=64)
+    model = small_agent(PPO, "TextNER-v0", off_path_weight=0.25, **hp)
+    model.collect_rollouts()
+    buf = model.buffer
+    plain = small_agent(PPO, "TextNER-v0", **hp)
+    plain.collect_rollouts()
+    np.testing.assert_array_equal(plain.buffer.actions, buf.actions)  # the same rollout
+    # a step is on the path after a reward of 1, at an episode's first step, and in the
+    # rollout's first row (whose previous reward it does not see)
+    done = buf.terminated | buf.truncated
+    on = np.ones_like(done)
+    for t in range(1, len(on)):
+        on[t] = (buf.rewards[t - 1] > 0) | done[t - 1]
+    np.testing.assert_allclose(
+        buf.advantages, np.where(on, plain.buffer.advantages, 0.25 * plain.buffer.advantages)
+    )
+    # scaled steps, and new episodes after an episode whose last tag was wrong
+    assert (~on).any() and (done[:-1] & (buf.rewards[:-1] == 0)).any()
 
 
 def test_same_seed_gives_identical_losses_on_cpu():
