@@ -61,7 +61,7 @@ class GRPO(PPO):
     settings_class = GRPOSettings
 
     def _setup(self) -> None:
-        check_group_settings("grpo", self.settings.baseline, self.settings.group_size)
+        check_group_settings("grpo", self.settings)
         super()._setup()
 
     def _compute_advantages(self) -> None:

@@ -94,7 +94,7 @@ class RLOO(OnPolicyAlgorithm):
         s = self.settings
         if s.objective not in OBJECTIVES:
             raise TextgymError(f"rloo objective must be one of {OBJECTIVES}, not {s.objective!r}")
-        check_group_settings("rloo", s.baseline, s.group_size)
+        check_group_settings("rloo", s)
         trainable = [p for p in self.policy.policy_parameters() if p.requires_grad]
         self.optimizer = make_adam(trainable, s.learning_rate)
         self.rollout_grad = s.single_pass

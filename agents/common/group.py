@@ -23,6 +23,8 @@ Shapes: ``T`` steps, ``N = n_groups * G`` slots (slot ``i`` is member ``i % G`` 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -111,8 +113,15 @@ def returns_to_go(rewards: np.ndarray, valid: np.ndarray, gamma: float) -> np.nd
 BASELINES = ("step", "episode")
 
 
-def check_group_settings(agent: str, baseline: str, group_size: int) -> None:
+def check_group_settings(agent: str, settings: Any) -> None:
     """Refuse settings a group agent cannot run with, naming the agent and the value."""
+    baseline, group_size = settings.baseline, settings.group_size
+    if settings.reward_objective != "expected":
+        raise TextgymError(
+            f"{agent} computes its own advantages from the group; reward_objective="
+            f"{settings.reward_objective!r} is for ppo, reinforce and trpo"
+            + (" (rloo's own is objective='loglik')" if agent == "rloo" else "")
+        )
     if baseline not in BASELINES:
         raise TextgymError(f"{agent} baseline must be one of {BASELINES}, not {baseline!r}")
     if group_size < 2:

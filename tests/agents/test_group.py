@@ -18,6 +18,7 @@ from textgym.agents.common.group import (
 )
 
 import textgym  # noqa: F401
+from textgym.errors import TextgymError
 
 SMALL_ENVS = {
     "TextNER-v0": {"max_tokens": 32},
@@ -340,3 +341,10 @@ def test_grpo_off_path_weight_scales_the_advantages_after_a_wrong_action():
     expected = np.where(first_or_right, plain, 0.25 * plain)
     np.testing.assert_allclose(buf.advantages, expected, atol=1e-6)
     assert (~first_or_right & buf.valid & (plain != 0)).any()  # something was scaled
+
+
+@pytest.mark.parametrize("cls", [RLOO, GRPO], ids=lambda c: c.name)
+def test_group_agents_refuse_the_gae_agents_reward_objective(cls):
+    # their advantages come from the group: the setting would be silently ignored
+    with pytest.raises(TextgymError, match=f"{cls.name} computes its own advantages"):
+        group_agent(cls, "TextNER-v0", reward_objective="loglik")
