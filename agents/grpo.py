@@ -47,10 +47,6 @@ class GRPOSettings(PPOSettings):
     """The advantages are standardised within groups already."""
     n_epochs: int = 1
     """Passes over each rollout."""
-    off_path_weight: float = 1.0
-    """For per-step 0/1 rewards (NER's token reward): the factor on the advantage of a
-    step whose previous action scored 0, a state the right actions never reach
-    (:func:`~.common.group.on_path`). 1: every step alike."""
 
 
 @register_algorithm

@@ -44,6 +44,7 @@ from textgym.errors import TextgymError
 
 from .common.checkpoints import register_algorithm
 from .common.group import (
+    check_binary_rewards,
     check_group_settings,
     group_mean,
     group_scores,
@@ -104,13 +105,11 @@ class RLOO(OnPolicyAlgorithm):
         s, buf = self.settings, self.buffer
         valid = buf.valid
         if s.objective == "loglik":
-            rewards = buf.rewards[valid]
-            if not np.isin(rewards, (0.0, 1.0)).all():
-                bad = rewards[~np.isin(rewards, (0.0, 1.0))][0]
-                raise TextgymError(
-                    f"rloo objective='loglik' needs per-step rewards of 0 or 1 (1 for exactly "
-                    f"the right action), got {bad!r}: use objective='scaled' for this env"
-                )
+            check_binary_rewards(
+                buf.rewards[valid],
+                "rloo objective='loglik'",
+                ": use objective='scaled' for this env",
+            )
             tried, scored, use = group_trials(buf.actions, buf.rewards, valid, s.group_size)
             weight = state_weights(buf.rewards, valid, s.group_size, s.off_path_weight)
             buf.extras = {"tried": tried, "scored": scored, "use": use, "weight": weight}

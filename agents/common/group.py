@@ -250,15 +250,30 @@ def observed_reward_nll(
     return -torch.where(found, log_hit, log_miss)
 
 
-def on_path(rewards: np.ndarray) -> np.ndarray:
-    """``(T, N)``: the slot's previous action scored (or it is the episode's first step).
+def on_path(rewards: np.ndarray, done: np.ndarray | None = None) -> np.ndarray:
+    """``(T, N)``: the slot's previous action scored, or it is an episode's first step.
 
     For per-step 0/1 rewards that are 1 for exactly the right action, these are the
-    steps taken from the state the right previous action leads to (each slot plays one
-    episode from row 0 in a group rollout).
+    steps taken from the state the right previous action leads to. Row 0 counts as a
+    first step (in a group rollout each slot plays one episode from row 0; in a rollout
+    of steps the reward before it is unknown), and with ``done`` (``(T, N)``, the step
+    ended its episode) so does every row after an episode's end.
     """
     first = np.ones((1, rewards.shape[1]), bool)
-    return np.concatenate([first, rewards[:-1] > 0])
+    after = np.concatenate([first, rewards[:-1] > 0])
+    if done is not None:
+        after[1:] |= done[:-1]
+    return after
+
+
+def check_binary_rewards(rewards: np.ndarray, setting: str, hint: str = "") -> None:
+    """Refuse per-step rewards other than 0 and 1 for ``setting``, naming the first one."""
+    bad = rewards[~np.isin(rewards, (0.0, 1.0))]
+    if bad.size:
+        raise TextgymError(
+            f"{setting} needs per-step rewards of 0 or 1 (1 for exactly the right action), "
+            f"got a reward of {bad[0]!r}{hint}"
+        )
 
 
 def state_weights(

@@ -47,7 +47,7 @@ from .env_utils import (
     resolve_device,
 )
 from .gae import compute_gae
-from .group import ExampleSchedule, sample_group_actions
+from .group import ExampleSchedule, check_binary_rewards, on_path, sample_group_actions
 from .logger import Logger
 from .optim import make_adam
 from .policies import ActorCritic, make_policy, obs_to_tensors
@@ -513,25 +513,19 @@ class OnPolicyAlgorithm(CheckpointMixin):
         if s.scale_advantage_by_value:
             buf.advantages /= np.maximum(buf.values, s.value_floor)
         if s.reward_objective != "expected":
-            rewards = buf.rewards[buf.valid]
-            if s.gamma != 0 or not np.isin(rewards, (0.0, 1.0)).all():
-                bad = rewards[~np.isin(rewards, (0.0, 1.0))]
+            setting = f"reward_objective={s.reward_objective!r}"
+            if s.gamma != 0:
                 raise TextgymError(
-                    f"reward_objective={s.reward_objective!r} needs gamma=0 and per-step "
-                    f"rewards of 0 or 1 (1 for exactly the right action); got gamma={s.gamma}"
-                    + (f" and a reward of {bad[0]!r}" if bad.size else "")
+                    f"{setting} needs gamma=0 (each step its own reward), not gamma={s.gamma}"
                 )
+            check_binary_rewards(buf.rewards[buf.valid], setting)
             prob = np.exp(buf.log_probs.astype(np.float64))
             # a wrong action the policy was sure of weighs at most 1 / value_floor
             adv = np.where(buf.rewards > 0, 1.0, -prob / np.maximum(1.0 - prob, s.value_floor))
             buf.advantages[:] = np.where(buf.valid, adv, 0.0)
         if s.off_path_weight != 1.0:
-            # on the path: an episode's first step (the rollout's first row, or a row after
-            # its slot's episode ended) or a step after a reward; in a rollout's first row
-            # the previous reward is unknown, and it counts as on the path
-            after = np.concatenate([np.ones((1, buf.num_envs), bool), buf.rewards[:-1] > 0])
-            after[1:] |= (buf.terminated | buf.truncated)[:-1]
-            buf.advantages[:] = np.where(after, buf.advantages, s.off_path_weight * buf.advantages)
+            on = on_path(buf.rewards, buf.terminated | buf.truncated)
+            buf.advantages[:] = np.where(on, buf.advantages, s.off_path_weight * buf.advantages)
 
     def _track_episodes(
         self, rewards: np.ndarray, done: np.ndarray, playing: np.ndarray | None = None
