@@ -166,6 +166,22 @@ def test_dense_reward_tokenizes_each_reference_once(monkeypatch):
     assert calls == [env.unwrapped.examples[4].target]
 
 
+def test_dense_reward_keeps_a_bounded_number_of_references(monkeypatch):
+    from textgym.envs import summarization
+
+    monkeypatch.setattr(summarization, "REFERENCE_CACHE", 3)
+    env = gym.make("TextSummarization-v0", reward_mode="dense", max_summary_tokens=4)
+    core = env.unwrapped.core
+    eos = env.unwrapped.eos_token_id
+    for index in [0, 1, 2, 0, 3, 4]:  # 0 used again before 3 and 4 arrive: 1 and 2 go
+        env.reset(options={"index": index})
+        env.step(eos)
+    assert list(core._reference_tokens) == [0, 3, 4]
+    assert core.reference_tokens(1) == RougeReward("rougeL").tokenize(
+        env.unwrapped.examples[1].target
+    )
+
+
 def test_vector_action_masks_shape():
     envs = gym.make_vec(
         "TextSummarization-v0", num_envs=3, constraint="source", max_source_tokens=32

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+from collections import OrderedDict
 from typing import Any
 
 import gymnasium as gym
@@ -25,6 +26,8 @@ from textgym.tokenizer import TextTokenizer
 REWARD_MODES = ("final", "dense")
 ROUGE_TYPES = ("rougeL", "rouge1", "rouge2")
 CONSTRAINTS = ("none", "source")
+#: References whose rouge-score tokens an env keeps (a vector env has one episode a slot).
+REFERENCE_CACHE = 4096
 
 
 def _build_arrays(tokenizer: TextTokenizer, examples: tuple, labels: tuple, max_source_tokens: int):
@@ -53,10 +56,11 @@ class SummarizationCore:
         self.dense = reward_mode == "dense"
         self.constraint = constraint
         self.scorer = RougeReward(rouge)
-        # rouge-score tokens of each reference, made on first use: the dense mode scores
+        # rouge-score tokens of the references of recent episodes: the dense mode scores
         # a reference at every step of its episode, and tokenizing (with stemming) a long
-        # reference each time would cost more than the step
-        self._reference_tokens: dict[int, tuple[str, ...]] = {}
+        # reference each time would cost more than the step. Bounded, most recently used
+        # kept, so that a pass over a corpus of any size holds a fixed number of them.
+        self._reference_tokens: OrderedDict[int, tuple[str, ...]] = OrderedDict()
         # Special tokens (CLS, SEP, PAD, ...) are never copied from the source; EOS ends.
         self.banned = np.zeros(self.vocab_size, bool)
         self.banned[[i for i in info.special_ids if i < self.vocab_size]] = True
@@ -117,12 +121,16 @@ class SummarizationCore:
         return self.tokenizer.decode_batch([ids[i, : lengths[i]] for i in range(len(rows))])
 
     def reference_tokens(self, index: int) -> tuple[str, ...]:
-        """rouge-score's tokens of example ``index``'s reference (memoised)."""
-        tokens = self._reference_tokens.get(index)
+        """rouge-score's tokens of example ``index``'s reference (the most recent
+        ``REFERENCE_CACHE`` kept)."""
+        cache = self._reference_tokens
+        tokens = cache.get(index)
         if tokens is None:
-            tokens = self._reference_tokens[index] = self.scorer.tokenize(
-                self.examples[index].target
-            )
+            tokens = cache[index] = self.scorer.tokenize(self.examples[index].target)
+            if len(cache) > REFERENCE_CACHE:
+                cache.popitem(last=False)
+        else:
+            cache.move_to_end(index)
         return tokens
 
     def step(self, obs: dict, indices: np.ndarray, actions: np.ndarray, last_scores: np.ndarray):
