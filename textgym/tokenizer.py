@@ -542,9 +542,23 @@ class CachedArrays(dict):
     Attributes:
         directory: The cache entry the arrays are mapped from, or None when they are in
             memory (the cache directory could not be written).
+        derived: This process's memo of tables derived from the arrays.
     """
 
     directory: Path | None = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        #: Tables this process derived from the arrays (an env's first observations, ...),
+        #: by what they depend on besides the arrays: kept for as long as the arrays are.
+        self.derived: dict[tuple, np.ndarray] = {}
+
+    def __getstate__(self) -> dict:
+        return {"directory": self.directory}  # a new process derives its own tables
+
+    def __setstate__(self, state: dict) -> None:
+        self.directory = state["directory"]
+        self.derived = {}
 
 
 class DamagedEntry(Exception):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mmap
 import multiprocessing
+import pickle
 import warnings
 
 import gymnasium as gym
@@ -13,7 +14,6 @@ import pytest
 import textgym  # noqa: F401  (registers the envs)
 import textgym.tokenizer as tokenizer_module
 from textgym.corpora import load_corpus
-from textgym.envs import base
 from textgym.envs.ner import _build_arrays as ner_arrays
 from textgym.tokenizer import TextTokenizer, cached_arrays, resolve_tokenizer_name
 
@@ -23,14 +23,12 @@ def cache(tmp_path, monkeypatch):
     """An empty cache directory of the test's own, and an empty per-process memo."""
     monkeypatch.setenv("TEXTGYM_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(tokenizer_module, "_MEMO", {})
-    monkeypatch.setattr(base, "_INITIAL", {})
     return tmp_path / "cache"
 
 
 def _new_process(monkeypatch):
     """What a new process starts from: nothing memoised."""
     monkeypatch.setattr(tokenizer_module, "_MEMO", {})
-    monkeypatch.setattr(base, "_INITIAL", {})
 
 
 def _mapped(array: np.ndarray) -> bool:
@@ -130,6 +128,10 @@ def test_a_later_load_maps_the_arrays_and_the_first_observations(cache, monkeypa
     envs = gym.make_vec("TextNER-v0", num_envs=3, split="test", max_tokens=24)
     assert envs.data.arrays["input_ids"] is env.data.arrays["input_ids"]  # one mapping
     assert envs._initial is env._initial
+    # A copy sent to another process carries the arrays, not this process's tables.
+    sent = pickle.loads(pickle.dumps(env.data.arrays))
+    assert sent.derived == {} and sent.directory == env.data.arrays.directory
+    np.testing.assert_array_equal(sent["input_ids"], env.data.arrays["input_ids"])
 
 
 def test_a_damaged_first_observation_table_is_rebuilt(cache, monkeypatch, tmp_path):

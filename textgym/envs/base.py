@@ -28,7 +28,7 @@ from gymnasium.vector.vector_env import AutoresetMode
 from textgym.corpora import Corpus, load_corpus
 from textgym.corpora.records import normalize_split
 from textgym.errors import TextgymError
-from textgym.tokenizer import TextTokenizer, cached_arrays, derived_array
+from textgym.tokenizer import CachedArrays, TextTokenizer, cached_arrays, derived_array
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
@@ -91,7 +91,7 @@ class TaskData:
     corpus: Corpus
     split: str
     examples: tuple
-    arrays: dict[str, np.ndarray]
+    arrays: CachedArrays
     tokenizer: TextTokenizer
 
 
@@ -283,10 +283,6 @@ class BlockPool:
         return block
 
 
-#: Tables of first observations by (arrays, layout parameters): one per process.
-_INITIAL: dict[tuple, np.ndarray] = {}
-
-
 class TaskEnvMixin:
     """Attributes every textgym env exposes, single or batched (listed in the README)."""
 
@@ -376,10 +372,11 @@ class TextEnv(TaskEnvMixin, gym.Env):
         """
         self.observation_space = observation_space(space, self.obs_dtype)
         self._layout = ObsLayout(self.observation_space)
-        memo_key = (id(self.data.arrays["input_ids"]), self.obs_dtype, *key)
-        if memo_key not in _INITIAL:
-            _INITIAL[memo_key] = self._initial_table(initial(), key)
-        self._initial = _INITIAL[memo_key]
+        memo = self.data.arrays.derived  # one table per process for the arrays and layout
+        memo_key = ("initial", self.obs_dtype, *key)
+        if memo_key not in memo:
+            memo[memo_key] = self._initial_table(initial(), key)
+        self._initial = memo[memo_key]
         self._block = self._layout.empty(1)
         self._obs = self._layout.views(self._block)
         self._indices = np.zeros(1, np.int64)
