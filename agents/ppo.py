@@ -67,6 +67,9 @@ class PPO(OnPolicyAlgorithm):
         # on resume it would drift to wherever the run had got to
         return {} if self.reference is None else {"reference": self.reference}
 
+    def _single_step_update(self) -> bool:
+        return self.settings.n_epochs == 1
+
     def train(self) -> dict[str, float]:
         s, buf = self.settings, self.buffer
         logs: dict[str, list[float]] = {
@@ -77,10 +80,11 @@ class PPO(OnPolicyAlgorithm):
         stop, epochs = False, 0
         while epochs < s.n_epochs and not stop:
             epochs += 1
-            for mb in self._minibatches(s.batch_size):
-                log_prob, entropy, values, dist = self.policy.evaluate_actions(
-                    mb.contexts, mb.ctx_index, mb.obs, mb.actions, mb.action_masks
-                )
+            # with one epoch, a rollout that is one minibatch is evaluated by its own
+            # forward pass (single_pass); later epochs and minibatches encode again
+            for mb, log_prob, entropy, values, dist, _ in self._evaluated_minibatches(
+                s.batch_size, one_step=False
+            ):
                 mb_adv = normalize(mb.advantages) if s.normalize_advantage else mb.advantages
                 log_ratio = log_prob - mb.old_log_probs
                 ratio = log_ratio.exp()

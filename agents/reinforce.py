@@ -58,6 +58,11 @@ class REINFORCE(OnPolicyAlgorithm):
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return super()._optimizers() | {"critic_optimizer": self.critic_optimizer}
 
+    def _single_step_update(self) -> bool:
+        # the critic fits need each minibatch's encodings, which the rollout pass lacks
+        s = self.settings
+        return not (s.baseline == "value" and s.n_critic_updates > 0)
+
     def train(self) -> dict[str, float]:
         s, buf = self.settings, self.buffer
         if s.baseline == "mean":
@@ -80,11 +85,11 @@ class REINFORCE(OnPolicyAlgorithm):
         self.optimizer.zero_grad()
         fit = s.baseline == "value" and s.n_critic_updates > 0
         batches = []
-        for mb in self._minibatches(s.batch_size):  # the same count on every rank: see fit
-            hidden = self.policy.encode(mb.contexts)
-            log_prob, entropy, values, _ = self.policy.evaluate_actions(
-                mb.contexts, mb.ctx_index, mb.obs, mb.actions, mb.action_masks, hidden=hidden
-            )
+        # one gradient step: the rollout's own forward pass where single_pass kept it, else
+        # minibatches (the same count on every rank: see fit)
+        for mb, log_prob, entropy, values, _, hidden in self._evaluated_minibatches(
+            s.batch_size, keep_hidden=fit
+        ):
             if fit:  # encoder states before this rollout's step: one step stale, no new pass
                 batches.append((hidden.detach(), mb))
             adv = (

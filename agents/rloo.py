@@ -78,10 +78,6 @@ class RLOOSettings(OnPolicySettings):
     """``"loglik"``: how much a step counts for a member whose previous action was wrong
     (:func:`~.common.group.state_weights`); steps on the right path count 1, and the
     group's shared first step counts once. 0 learns from the right path alone."""
-    single_pass: bool = True
-    """Reuse the rollout's forward pass for the update (one encoder pass per example).
-    False re-encodes in minibatches of ``batch_size`` steps (bounded memory for very
-    large rollouts), accumulating one gradient step."""
 
 
 @register_algorithm
@@ -98,7 +94,9 @@ class RLOO(OnPolicyAlgorithm):
         check_group_settings("rloo", s)
         trainable = [p for p in self.policy.policy_parameters() if p.requires_grad]
         self.optimizer = make_adam(trainable, s.learning_rate)
-        self.rollout_grad = s.single_pass
+
+    def _single_step_update(self) -> bool:
+        return True
 
     def _compute_advantages(self) -> None:
         """Group advantages instead of GAE (no critic)."""
@@ -145,26 +143,12 @@ class RLOO(OnPolicyAlgorithm):
             n_valid = max(int(buf.valid.sum()), 1)
         self.optimizer.zero_grad()
         policy_loss = entropy = 0.0
-        if self.rollout_grad:
-            steps = self.rollout_logits
-            t = np.concatenate([np.full(len(rows), t) for t, rows, _ in steps])
-            rows = np.concatenate([rows for _, rows, _ in steps])
-            mb = buf.get(t * buf.num_envs + rows, self.device)  # the same steps, in order
-            logits = torch.cat([lg for _, _, lg in steps])  # (B, A), autograd graph intact
-            dist = torch.distributions.Categorical(logits=logits)
+        # the rollout's own forward pass (single_pass), else minibatches that accumulate
+        for mb, _, _, _, dist, _ in self._evaluated_minibatches(s.batch_size):
             pl, ent = self._loss(dist, mb.actions, mb.advantages, mb.extras)
             ((pl - s.ent_coef * ent) / n_valid).backward()
-            policy_loss, entropy = pl.item(), ent.item()
-            self.rollout_logits = []
-        else:
-            for mb in buf.minibatches(s.batch_size, self.rng, self.device):
-                _, _, _, dist = self.policy.evaluate_actions(
-                    mb.contexts, mb.ctx_index, mb.obs, mb.actions, mb.action_masks
-                )
-                pl, ent = self._loss(dist, mb.actions, mb.advantages, mb.extras)
-                ((pl - s.ent_coef * ent) / n_valid).backward()
-                policy_loss += pl.item()
-                entropy += ent.item()
+            policy_loss += pl.item()
+            entropy += ent.item()
         # each rank's gradient is its mean over its steps: weighted, the mean over all
         self.dist.all_reduce_grads(self.policy.parameters(), n_valid)
         torch.nn.utils.clip_grad_norm_(self.policy.parameters(), s.max_grad_norm)

@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -150,11 +150,35 @@ class OnPolicySettings:
     """In group rollouts, the members of a group take different actions at each step
     (sampling without replacement, each member from its own distribution), so a group
     of ``G`` tries ``G`` actions wherever the policy is unsure."""
+    single_pass: bool = True
+    """Where the update is one gradient step at the weights that played the rollout, on
+    episode rollouts (``episode_rollouts`` or ``group_size > 1``), reuse the rollout's own
+    forward pass, run with autograd, as the update's: the same gradient without encoding
+    the contexts again, so an example costs one encoder forward and one backward, as in
+    supervised training. That holds for REINFORCE (without ``n_critic_updates``) and RLOO,
+    and for PPO and GRPO with ``n_epochs=1`` on a rollout that fits in one minibatch of
+    ``batch_size`` steps (later minibatches would be evaluated at weights the earlier ones
+    changed); TRPO's line search evaluates other weights, so it never does. The rollout
+    then keeps its autograd graph until the update (memory of one forward over the whole
+    rollout, as a supervised batch of the same examples). False re-encodes in
+    minibatches of ``batch_size`` steps (bounded memory for very large rollouts)."""
     context_cache: bool = True
     """Encode each context once per rollout and once per minibatch (the design). False
     encodes the context again at every env step and for every step of a minibatch, as a
     naive agent does; it exists to measure what the cache saves
     (``benchmarks/agent_throughput.py``)."""
+
+
+class Evaluated(NamedTuple):
+    """A minibatch with the policy's outputs on its steps (autograd graph intact)."""
+
+    mb: Minibatch
+    log_prob: torch.Tensor
+    entropy: torch.Tensor
+    values: torch.Tensor
+    dist: torch.distributions.Categorical
+    hidden: torch.Tensor | None = None
+    """The encodings of ``mb.contexts``, where asked for."""
 
 
 class OnPolicyAlgorithm(CheckpointMixin):
@@ -237,13 +261,15 @@ class OnPolicyAlgorithm(CheckpointMixin):
         self.num_updates = 0
         self.wall_time = 0.0  # seconds spent in learn(), over resumed runs too
         self.eval_history: list[dict[str, float]] = []
-        # set in _setup by an algorithm whose update is one gradient step on on-policy data
-        # (rloo): the group rollout then runs the policy with autograd on and keeps its
-        # logits, so the rollout's forward pass is also the update's (no second encoder pass)
-        self.rollout_grad = False
-        self.rollout_logits: list[tuple[int, np.ndarray, torch.Tensor]] = []
         self.logger = Logger(log_dir if self.dist.is_main else None)  # rank 0 writes
         self._setup()
+        # single_pass: episode rollouts run the policy with autograd on and keep its
+        # outputs (step, slots, logits, values), so the rollout's forward pass is also the
+        # update's (no second encoder pass); see _rollout_pass
+        self.rollout_grad = (
+            self.settings.single_pass and self._episode_mode and self._single_step_update()
+        )
+        self.rollout_outputs: list[tuple[int, np.ndarray, torch.Tensor, torch.Tensor]] = []
         self._cache = ContextCache(self.policy)
         self._predict_cache = ContextCache(self.policy)
         self._obs: dict[str, np.ndarray] | None = None
@@ -294,6 +320,11 @@ class OnPolicyAlgorithm(CheckpointMixin):
     def train(self) -> dict[str, float]:
         """One update from ``self.buffer`` (advantages and returns filled); returns logs."""
         raise NotImplementedError
+
+    def _single_step_update(self) -> bool:
+        """Whether the update can be one gradient step at the rollout's weights (then
+        ``single_pass`` keeps the rollout's forward pass for it). Default: no."""
+        return False
 
     # ----- rollouts ----------------------------------------------------------------------
 
@@ -399,8 +430,8 @@ class OnPolicyAlgorithm(CheckpointMixin):
 
         Each group's context is encoded once. Slots whose episode has ended are parked
         (placeholder action, invalid steps, no policy pass). With ``rollout_grad`` the
-        policy runs with autograd and ``rollout_logits`` keeps ``(t, rows, logits)`` per
-        step for an update that reuses this forward pass. Returns the env steps taken.
+        policy runs with autograd and ``rollout_outputs`` keeps ``(t, rows, logits,
+        values)`` per step for an update that reuses this forward pass (:meth:`_rollout_pass`). Returns the env steps taken.
 
         With several ranks every rank draws the examples of all ranks from its copy of
         the schedule (the same on every rank) and plays its share, so the ranks play
@@ -413,7 +444,7 @@ class OnPolicyAlgorithm(CheckpointMixin):
         examples = examples[self.dist.rank * share : (self.dist.rank + 1) * share]
         obs, _ = env.reset(options={"index": np.repeat(examples, g)})
         buf.reset()
-        self.rollout_logits = []
+        self.rollout_outputs = []
         self._obs = None  # the next plain rollout (if any) starts from a fresh reset
         self._ep_returns[:] = 0.0
         self._ep_lengths[:] = 0
@@ -456,7 +487,7 @@ class OnPolicyAlgorithm(CheckpointMixin):
                 all_values = torch.zeros(n, device=self.device)
                 all_values[rows_t] = values.detach()
                 if grad:
-                    self.rollout_logits.append((buf.pos, rows, dist.logits))
+                    self.rollout_outputs.append((buf.pos, rows, dist.logits, values))
                 actions = actions_t.cpu().numpy()
                 parked = ~alive
                 if parked.any():  # any valid action; the env plays it on a new episode
@@ -669,6 +700,51 @@ class OnPolicyAlgorithm(CheckpointMixin):
                 rest.append(mb)
         if rest:
             yield concat_minibatches(rest)
+
+    def _rollout_pass(self, one_minibatch_of: int | None = None) -> Evaluated | None:
+        """The rollout's valid steps as one minibatch, in the order they were played, with
+        the distribution and values of the rollout's own forward pass (autograd graph
+        intact), or None where there is none (``single_pass`` off, or already used).
+
+        ``one_minibatch_of``: only where every rank's rollout fits in one minibatch of
+        that many steps (an algorithm that steps once per minibatch: PPO); otherwise the
+        kept graph is dropped and None returned. Either way the outputs are used once.
+        """
+        outputs, self.rollout_outputs = self.rollout_outputs, []
+        if not outputs:
+            return None
+        if one_minibatch_of is not None:
+            count = -(-int(self.buffer.valid.sum()) // one_minibatch_of)
+            if self.dist.min_int(count) > 1:  # _minibatches takes the fewest of any rank
+                return None
+        t = np.concatenate([np.full(len(rows), t) for t, rows, _, _ in outputs])
+        rows = np.concatenate([rows for _, rows, _, _ in outputs])
+        mb = self.buffer.get(t * self.buffer.num_envs + rows, self.device)
+        dist = torch.distributions.Categorical(logits=torch.cat([o[2] for o in outputs]))
+        values = torch.cat([o[3] for o in outputs])
+        return Evaluated(mb, dist.log_prob(mb.actions), dist.entropy(), values, dist)
+
+    def _evaluated_minibatches(
+        self, batch_size: int, one_step: bool = True, keep_hidden: bool = False
+    ) -> Iterator[Evaluated]:
+        """One pass over the rollout: each minibatch with the policy's outputs on it.
+
+        The rollout's own forward pass where :meth:`_rollout_pass` gives it (``one_step``:
+        the update takes one gradient step in all, so it serves whatever the minibatch
+        count; else only where the rollout is one minibatch), otherwise the minibatches of
+        :meth:`_minibatches`, each unique context encoded once (``keep_hidden``: the
+        encodings are kept in ``Evaluated.hidden``).
+        """
+        single = self._rollout_pass(None if one_step else batch_size)
+        if single is not None:
+            yield single
+            return
+        for mb in self._minibatches(batch_size):
+            hidden = self.policy.encode(mb.contexts)
+            log_prob, entropy, values, dist = self.policy.evaluate_actions(
+                mb.contexts, mb.ctx_index, mb.obs, mb.actions, mb.action_masks, hidden=hidden
+            )
+            yield Evaluated(mb, log_prob, entropy, values, dist, hidden if keep_hidden else None)
 
     def _next_multiple(self, freq: int) -> int:
         return 0 if not freq else (self.num_timesteps // freq + 1) * freq

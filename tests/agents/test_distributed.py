@@ -39,6 +39,10 @@ IDENTITY_CASES = {
     "rloo": (NER, SMALL | GROUP | {"objective": "loglik"}),
     # ranks of a group rollout hold different numbers of steps: minibatch counts agree
     "grpo": (NER, SMALL | GROUP | {"n_epochs": 2, "batch_size": 8}),
+    # single_pass: the update reuses each rank's rollout forward pass
+    "ppo/single-pass": (NER, SMALL | {"episode_rollouts": True, "n_epochs": 1, "batch_size": 4096}),
+    "grpo/single-pass": (NER, SMALL | GROUP | {"n_epochs": 1, "batch_size": 4096}),
+    "reinforce/single-pass": (NER, SMALL | {"episode_rollouts": True}),
 }
 # first-rollout cases: (agent, env, hyperparameters); 2 x 8 slots against 1 x 16
 ROLLOUT_CASES = [
@@ -49,7 +53,7 @@ ROLLOUT_CASES = [
 
 def _make(name: str, env, n_envs: int, **hparams):
     env_id, env_kwargs = env
-    return ALGORITHMS[name](
+    return ALGORITHMS[name.split("/")[0]](
         env_id,
         policy="tiny",
         seed=7,

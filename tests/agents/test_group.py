@@ -5,7 +5,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from textgym.agents import GRPO, PPO, RLOO
+from textgym.agents import GRPO, PPO, REINFORCE, RLOO, TRPO
 from textgym.agents.common.group import (
     ExampleSchedule,
     group_normalized,
@@ -205,7 +205,9 @@ def count_encoder_rows(model):
 def test_identical_contexts_are_encoded_once_per_group_in_rollout_and_update(cls):
     """G = 4 slots per sentence: one encoder row per group in the rollout, and one per
     unique sentence in each update minibatch (one minibatch holds the whole rollout)."""
-    model = group_agent(cls, "TextNER-v0", n_envs=16, batch_size=10_000, n_epochs=1)
+    model = group_agent(
+        cls, "TextNER-v0", n_envs=16, batch_size=10_000, n_epochs=1, single_pass=False
+    )
     rows = count_encoder_rows(model)
     model.collect_rollouts()
     assert rows == [4]  # 16 slots, 4 groups: one encoder call of 4 rows
@@ -213,31 +215,68 @@ def test_identical_contexts_are_encoded_once_per_group_in_rollout_and_update(cls
     assert sum(rows[1:]) == model.buffer.num_contexts <= 4
 
 
-def test_rloo_single_pass_reuses_the_rollout_forward():
-    """RLOO's update is the rollout's own forward pass: no encoder call in train()."""
-    model = group_agent(RLOO, "TextNER-v0", objective="loglik", distinct_actions=True)
+# Agents whose update can be one gradient step at the rollout's weights, with settings
+# (episode rollouts; PPO and GRPO: one epoch, one minibatch) where single_pass applies.
+SINGLE_PASS = {
+    "rloo": (RLOO, {"objective": "loglik", "distinct_actions": True}),
+    "grpo": (GRPO, {"distinct_actions": True, "batch_size": 10_000}),
+    "ppo": (PPO, {"group_size": 1, "episode_rollouts": True, "n_epochs": 1, "batch_size": 10_000}),
+    "reinforce": (REINFORCE, {"group_size": 1, "episode_rollouts": True}),
+}
+
+
+@pytest.mark.parametrize("name", list(SINGLE_PASS))
+def test_single_pass_reuses_the_rollout_forward(name):
+    """The update is the rollout's own forward pass: no encoder call in train()."""
+    cls, extra = SINGLE_PASS[name]
+    model = group_agent(cls, "TextNER-v0", **extra)
     rows = count_encoder_rows(model)
     model.collect_rollouts()
-    assert rows == [2]
+    assert rows == [model.env.num_envs // model.settings.group_size]
     before = [p.detach().clone() for p in model.policy.encoder.parameters()]
     model.train()
-    assert rows == [2]
+    assert len(rows) == 1
     assert any(
         not torch.equal(a, b)
         for a, b in zip(before, model.policy.encoder.parameters(), strict=True)
     )
 
 
-def test_rloo_single_pass_and_minibatch_updates_agree():
-    a = group_agent(RLOO, "TextNER-v0", objective="loglik", distinct_actions=True, seed=5)
-    b = group_agent(
-        RLOO, "TextNER-v0", objective="loglik", distinct_actions=True, seed=5, single_pass=False
-    )
+@pytest.mark.parametrize("name", list(SINGLE_PASS))
+def test_single_pass_and_minibatch_updates_agree(name):
+    cls, extra = SINGLE_PASS[name]
+    a = group_agent(cls, "TextNER-v0", seed=5, **extra)
+    b = group_agent(cls, "TextNER-v0", seed=5, single_pass=False, **extra)
     for model in (a, b):
         model.collect_rollouts()
         model.train()
     for p, q in zip(a.policy.parameters(), b.policy.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6)
+
+
+def test_ppo_re_encodes_a_rollout_of_several_minibatches():
+    """Later minibatches are evaluated at the weights the earlier ones changed: the
+    rollout's forward pass serves PPO only where the rollout is one minibatch."""
+    extra = {"group_size": 1, "episode_rollouts": True, "n_epochs": 1, "batch_size": 8}
+    model = group_agent(PPO, "TextNER-v0", **extra)
+    assert model.rollout_grad
+    rows = count_encoder_rows(model)
+    model.collect_rollouts()
+    model.train()
+    assert len(rows) - 1 == -(-int(model.buffer.valid.sum()) // 8) > 1
+    assert model.rollout_outputs == []  # the kept graph is dropped, not held
+
+
+@pytest.mark.parametrize(
+    "cls, extra",
+    [(PPO, {"n_epochs": 2}), (REINFORCE, {"n_critic_updates": 1}), (TRPO, {})],
+    ids=["ppo-2-epochs", "reinforce-critic-fits", "trpo"],
+)
+def test_updates_of_several_steps_keep_no_rollout_graph(cls, extra):
+    model = group_agent(cls, "TextNER-v0", group_size=1, episode_rollouts=True, **extra)
+    assert not model.rollout_grad
+    model.collect_rollouts()
+    assert model.rollout_outputs == []
 
 
 def test_loglik_objective_refuses_rewards_other_than_0_and_1():
