@@ -602,6 +602,9 @@ def _train_claimed(
         "policy": model.policy.encoder_name,
         "hyperparameters": model.hyperparameters(),
         "seed": model.seed,
+        # the requested budget: whole rollouts (and whole episodes of group rollouts) end
+        # past it by a seed-dependent amount
+        "timesteps": args.timesteps,
         "total_env_steps": model.num_timesteps,
         "wall_time_s": model.wall_time,
         "session_time_s": time.perf_counter() - started,

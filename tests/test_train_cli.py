@@ -365,3 +365,5 @@ def test_ner_without_agent_trains_the_envs_default_agent(tmp_path):
     assert summary["agent"] == "rloo"
     assert summary["hyperparameters"]["group_size"] == 4
     assert summary["hyperparameters"]["objective"] == "loglik"
+    # whole episodes of 2 sentences x 4 slots: past the budget, which is recorded too
+    assert summary["timesteps"] == 32 < summary["total_env_steps"]

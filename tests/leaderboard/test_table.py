@@ -68,6 +68,22 @@ def test_other_hyperparameters_make_a_separate_row(summaries, tmp_path):
     assert "learning_rate=0.1 (vs 0.001)" in labels["ppo #2"].note
 
 
+def test_seeds_of_one_budget_pool_whatever_steps_their_last_rollout_ended_at(summaries, tmp_path):
+    # group rollouts end with whole episodes: the steps taken differ a little by seed
+    summaries("a/rloo/seed0", seed=0, agent="rloo", timesteps=1000, total_env_steps=1012)
+    summaries("a/rloo/seed1", seed=1, agent="rloo", timesteps=1000, total_env_steps=1030)
+    # a summary from before the budget was recorded: the bench's run.json beside it
+    summaries("a/rloo/seed2", seed=2, agent="rloo", total_env_steps=1021)
+    (tmp_path / "runs/a/rloo/seed2/run.json").write_text(json.dumps({"n_timesteps": 1000}))
+    summaries("b/rloo/seed0", seed=0, agent="rloo", timesteps=2000, total_env_steps=2010)
+    board = build([tmp_path / "runs"], n_resamples=100)
+    rows = {r.label: r for r in _rows(board)}
+    assert sorted(rows["rloo"].seeds) == [0, 1, 2]
+    assert rows["rloo"].total_env_steps == 1021  # the mean of the steps taken
+    assert rows["rloo #2"].seeds == [0]
+    assert "budget 2,000 env steps (vs 1,000)" in rows["rloo #2"].note
+
+
 def test_ranking_by_metric_and_unusable_summaries_are_listed(summaries, tmp_path):
     summaries("r/random/seed0", agent="random", policy=None, test_metrics={"f1": 0.01})
     summaries("r/supervised/seed0", agent="supervised", test_metrics={"f1": 0.8})

@@ -7,8 +7,11 @@ seed agrees:
   that spelled out ``max_tokens=64`` pools with one that left it at its default of 64),
   the textgym version and the evaluation split; runs that differ here appear under
   separate spec letters (A, B, ...) of their env's table, with the difference spelled out;
-- the **agent**: its name, encoder, hyperparameters and env-step budget; variants of one
-  agent under one spec are separate rows, and their note says what differs.
+- the **agent**: its name, encoder, hyperparameters and env-step budget (the requested
+  ``--timesteps``: a run ends with its last whole rollout, and group rollouts with whole
+  episodes, so the steps taken differ a little between seeds; a row shows their mean);
+  variants of one agent under one spec are separate rows, and their note says what
+  differs.
 
 Rows are ranked within their spec by the mean of the task's metric over seeds (entity
 F1, accuracy, ROUGE-L), ties broken by the IQM.
@@ -28,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from textgym.leaderboard.io import SUMMARY, read_summary
+from textgym.leaderboard.io import RUN_SPEC, SUMMARY, read_summary
 from textgym.leaderboard.stats import DEFAULT_RESAMPLES, Estimate, estimate
 
 # task -> (summary metric key, display name)
@@ -90,7 +93,8 @@ class Row:
     agent: str
     policy: str | None
     hyperparameters: dict[str, Any]
-    total_env_steps: int
+    budget: int
+    """The requested env steps (:func:`step_budget`)."""
     runs: list[Run] = field(default_factory=list)
     metric: Estimate | None = None
     mean_return: Estimate | None = None
@@ -109,7 +113,7 @@ class Row:
     @property
     def agent_key(self) -> str:
         return json.dumps(
-            [self.agent, self.policy, self.hyperparameters, self.total_env_steps],
+            [self.agent, self.policy, self.hyperparameters, self.budget],
             sort_keys=True,
             default=str,
         )
@@ -117,6 +121,11 @@ class Row:
     @property
     def seeds(self) -> list[Any]:
         return [r.seed for r in self.runs]
+
+    @property
+    def total_env_steps(self) -> int:
+        """The env steps (supervised: labelled decisions) taken, mean over seeds."""
+        return round(sum(int(r.summary["total_env_steps"]) for r in self.runs) / len(self.runs))
 
     @property
     def wall_time_s(self) -> float:
@@ -243,9 +252,26 @@ def _variant_note(row: Row, reference: Row) -> str:
         parts.append(f"policy={row.policy!r} (vs {reference.policy!r})")
     if row.hyperparameters != reference.hyperparameters:
         parts.append(_differences(row.hyperparameters, reference.hyperparameters))
-    if row.total_env_steps != reference.total_env_steps:
-        parts.append(f"env steps {row.total_env_steps:,} (vs {reference.total_env_steps:,})")
+    if row.budget != reference.budget:
+        parts.append(f"budget {row.budget:,} env steps (vs {reference.budget:,})")
     return f"not pooled with {reference.label}: " + "; ".join(parts)
+
+
+def step_budget(run: Run) -> int:
+    """The env steps a run was asked for: ``timesteps`` of its summary, else (summaries
+    written before it was recorded) ``n_timesteps`` of the bench's ``run.json`` beside it,
+    else the steps it took. A baseline's are the steps it took (it has no budget)."""
+    if run.summary["agent"] in BASELINE_AGENTS:
+        return int(run.summary["total_env_steps"])
+    budget = run.summary.get("timesteps")
+    if budget is None:
+        try:
+            budget = json.loads((run.path / RUN_SPEC).read_text(encoding="utf-8"))["n_timesteps"]
+        except (OSError, ValueError, KeyError, TypeError):
+            budget = None
+    if isinstance(budget, bool) or not isinstance(budget, int):
+        budget = run.summary["total_env_steps"]
+    return int(budget)
 
 
 def build(
@@ -276,7 +302,7 @@ def build(
             str(s["agent"]),
             s.get("policy"),
             dict(s.get("hyperparameters") or {}),
-            int(s["total_env_steps"]),
+            step_budget(run),
         )
         row = by_env.setdefault(env_id, {}).setdefault(spec.key + row.agent_key, row)
         clash = next((r for r in row.runs if r.seed == run.seed), None)
