@@ -113,10 +113,40 @@ def test_curves_fit_the_agents_and_name_a_far_baseline(tmp_path):
     assert f1_axis.get_xlim()[0] == 0 and list(f1_axis.lines[0].get_xdata())[0] == 0
 
 
+def test_seeds_whose_evaluations_fell_a_few_steps_apart_make_one_curve(tmp_path):
+    def curve(steps, f1s):
+        return [
+            {"timesteps": t, "f1": f, "mean_reward": 1.0} for t, f in zip(steps, f1s, strict=True)
+        ]
+
+    runs = {  # group rollouts end with whole episodes: each seed evaluates a little late
+        "rloo/seed0": {
+            "agent": "rloo",
+            "validation_curve": curve((0, 96012, 192030), (0, 0.2, 0.3)),
+        },
+        "rloo/seed1": {
+            "agent": "rloo",
+            "validation_curve": curve((0, 96048, 192006), (0, 0.0, 0.5)),
+        },
+    }
+    line = _curves_figure(tmp_path, {k: {**v, "seed": i} for i, (k, v) in enumerate(runs.items())})
+    line = line.axes[0].lines[0]
+    assert list(line.get_xdata()) == [0, 96030, 192018]
+    assert list(line.get_ydata()) == pytest.approx([0, 0.1, 0.4])
+
+
 def test_a_curve_equal_to_the_mean_return_is_drawn_once(tmp_path):
     curve = [{"timesteps": t, "accuracy": a, "mean_reward": a} for t, a in ((0, 0.2), (8, 0.9))]
     cls = {"env_id": "TextClassification-v0", "env_kwargs": {}, "validation_curve": curve}
     fig = _curves_figure(tmp_path, {"ppo/seed0": cls})
     assert len(fig.axes) == 1 and fig.axes[0].get_title() == "validation accuracy"
+    # a summary's reward is its ROUGE-L, accumulated in float32
+    rouge = [
+        {"timesteps": t, "rougeL": r, "mean_reward": r + 5e-9} for t, r in ((0, 0.2), (8, 0.21))
+    ]
+    summ = {"env_id": "TextSummarization-v0", "env_kwargs": {}, "validation_curve": rouge}
+    summ["test_metrics"] = {"rougeL": 0.21}
+    fig = _curves_figure(tmp_path / "summ", {"ppo/seed0": summ})
+    assert len(fig.axes) == 1 and fig.axes[0].get_title() == "validation ROUGE-L"
     ner = _curves_figure(tmp_path / "ner", {"ppo/seed0": {}})  # F1 and return differ
     assert [ax.get_title() for ax in ner.axes] == ["validation entity F1", "validation mean return"]

@@ -67,12 +67,33 @@ def _curve(run_summary: dict, key: str) -> tuple[list[float], list[float]]:
 
 def _same_curves(rows: list[Row], a: str, b: str) -> bool:
     """Whether metric ``a`` and ``b`` trace the same curve in every run (classification's
-    accuracy is its mean return: the reward is 1 for the right label)."""
+    accuracy is its mean return: the reward is 1 for the right label; a summary's final
+    ROUGE-L reward is its ROUGE-L, summed in float32: equal to 1e-6)."""
     pairs = [(_curve(run.summary, a), _curve(run.summary, b)) for row in rows for run in row.runs]
     pairs = [(x, y) for x, y in pairs if x[0] or y[0]]
     return bool(pairs) and all(
-        x[0] == y[0] and np.allclose(x[1], y[1], rtol=0, atol=1e-9) for x, y in pairs
+        x[0] == y[0] and np.allclose(x[1], y[1], rtol=0, atol=1e-6) for x, y in pairs
     )
+
+
+def _over_seeds(curves: list[tuple[list[float], list[float]]]) -> tuple[list[float], ...]:
+    """``(steps, mean, low, high)`` of seeds' curves, point by point in evaluation order.
+
+    The seeds of a row share the evaluation frequency, but an evaluation comes after the
+    first whole rollout past each multiple of it, so their step counts differ a little
+    (whole episodes of group rollouts: 96,048 against 96,012); the k-th points of the
+    seeds are averaged, at the mean of their steps. A seed with fewer points counts
+    where it has them.
+    """
+    steps, mean, low, high = [], [], [], []
+    for k in range(max(len(xs) for xs, _ in curves)):
+        points = [(xs[k], ys[k]) for xs, ys in curves if k < len(xs)]
+        ys = [y for _, y in points]
+        steps.append(float(np.mean([x for x, _ in points])))
+        mean.append(float(np.mean(ys)))
+        low.append(min(ys))
+        high.append(max(ys))
+    return steps, mean, low, high
 
 
 def _fitted_limits(values: list[float]) -> tuple[float, float] | None:
@@ -138,11 +159,7 @@ def curves_figure(table: EnvTable, spec: Spec):
             if row.is_baseline:
                 levels.append((float(np.mean([ys[-1] for _, ys in curves])), row.label, color))
                 continue
-            steps = sorted({x for xs, _ in curves for x in xs})
-            table_ys = [[dict(zip(xs, ys, strict=True)).get(x) for xs, ys in curves] for x in steps]
-            mean = [np.mean([y for y in ys if y is not None]) for ys in table_ys]
-            low = [min(y for y in ys if y is not None) for ys in table_ys]
-            high = [max(y for y in ys if y is not None) for ys in table_ys]
+            steps, mean, low, high = _over_seeds(curves)
             learned += low + high
             ax.plot(steps, mean, color=color, marker="o", markersize=3, label=row.label)
             ax.fill_between(steps, low, high, color=color, alpha=0.15, linewidth=0)
