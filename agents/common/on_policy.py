@@ -263,13 +263,12 @@ class OnPolicyAlgorithm(CheckpointMixin):
         self.eval_history: list[dict[str, float]] = []
         self.logger = Logger(log_dir if self.dist.is_main else None)  # rank 0 writes
         self._setup()
-        # single_pass: episode rollouts run the policy with autograd on and keep its
-        # outputs (step, slots, logits, values), so the rollout's forward pass is also the
-        # update's (no second encoder pass); see _rollout_pass
+        # single_pass: episode rollouts run the encoder with autograd on and keep its
+        # output, so the rollout's encoder pass is also the update's; see _rollout_pass
         self.rollout_grad = (
             self.settings.single_pass and self._episode_mode and self._single_step_update()
         )
-        self.rollout_outputs: list[tuple[int, np.ndarray, torch.Tensor, torch.Tensor]] = []
+        self.rollout_encoding: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None
         self._cache = ContextCache(self.policy)
         self._predict_cache = ContextCache(self.policy)
         self._obs: dict[str, np.ndarray] | None = None
@@ -430,8 +429,9 @@ class OnPolicyAlgorithm(CheckpointMixin):
 
         Each group's context is encoded once. Slots whose episode has ended are parked
         (placeholder action, invalid steps, no policy pass). With ``rollout_grad`` the
-        policy runs with autograd and ``rollout_outputs`` keeps ``(t, rows, logits,
-        values)`` per step for an update that reuses this forward pass (:meth:`_rollout_pass`). Returns the env steps taken.
+        encoder runs with autograd and ``rollout_encoding`` keeps ``(hidden, contexts)``
+        for an update that reuses this forward pass (:meth:`_rollout_pass`). Returns the
+        env steps taken.
 
         With several ranks every rank draws the examples of all ranks from its copy of
         the schedule (the same on every rank) and plays its share, so the ranks play
@@ -444,19 +444,24 @@ class OnPolicyAlgorithm(CheckpointMixin):
         examples = examples[self.dist.rank * share : (self.dist.rank + 1) * share]
         obs, _ = env.reset(options={"index": np.repeat(examples, g)})
         buf.reset()
-        self.rollout_outputs = []
+        self.rollout_encoding = None
         self._obs = None  # the next plain rollout (if any) starts from a fresh reset
         self._ep_returns[:] = 0.0
         self._ep_lengths[:] = 0
         leaders = np.arange(0, n, g)
         ctx_of_group = buf.add_contexts(obs, leaders)  # (n_groups,)
         ctx_ids = np.repeat(ctx_of_group, g)  # (N,)
+        obs_t = obs_to_tensors(obs, self.device)
+        leaders_t = torch.as_tensor(leaders, device=self.device)
+        contexts = {k: obs_t[k][leaders_t] for k in self.policy.context_keys}
         grad = self.rollout_grad and torch.is_grad_enabled()
         with torch.set_grad_enabled(grad):
-            obs_t = obs_to_tensors(obs, self.device)
-            leaders_t = torch.as_tensor(leaders, device=self.device)
-            contexts = {k: obs_t[k][leaders_t] for k in self.policy.context_keys}
             hidden = self.policy.encode(contexts)  # (n_groups, L', H)
+        if grad:
+            self.rollout_encoding = (hidden, contexts)
+        # the steps need no graph: a single-pass update runs the heads again, once over
+        # all of them (one batched call, whose backward gathers into hidden once)
+        with torch.no_grad():
             slot_ctx = torch.as_tensor(np.repeat(np.arange(n // g), g), device=self.device)
             alive = np.ones(n, bool)
             steps = 0
@@ -486,8 +491,6 @@ class OnPolicyAlgorithm(CheckpointMixin):
                 log_probs[rows_t] = dist.log_prob(actions_t[rows_t]).detach()
                 all_values = torch.zeros(n, device=self.device)
                 all_values[rows_t] = values.detach()
-                if grad:
-                    self.rollout_outputs.append((buf.pos, rows, dist.logits, values))
                 actions = actions_t.cpu().numpy()
                 parked = ~alive
                 if parked.any():  # any valid action; the env plays it on a new episode
@@ -703,25 +706,28 @@ class OnPolicyAlgorithm(CheckpointMixin):
 
     def _rollout_pass(self, one_minibatch_of: int | None = None) -> Evaluated | None:
         """The rollout's valid steps as one minibatch, in the order they were played, with
-        the distribution and values of the rollout's own forward pass (autograd graph
-        intact), or None where there is none (``single_pass`` off, or already used).
+        the policy's outputs on them from the rollout's own encoder pass (autograd graph
+        intact; the heads run again, once over all steps), or None where there is none
+        (``single_pass`` off, or already used).
 
         ``one_minibatch_of``: only where every rank's rollout fits in one minibatch of
         that many steps (an algorithm that steps once per minibatch: PPO); otherwise the
-        kept graph is dropped and None returned. Either way the outputs are used once.
+        kept graph is dropped and None returned. Either way the encoding is used once.
         """
-        outputs, self.rollout_outputs = self.rollout_outputs, []
-        if not outputs:
+        encoding, self.rollout_encoding = self.rollout_encoding, None
+        if encoding is None:
             return None
+        buf = self.buffer
         if one_minibatch_of is not None:
-            count = -(-int(self.buffer.valid.sum()) // one_minibatch_of)
+            count = -(-int(buf.valid.sum()) // one_minibatch_of)
             if self.dist.min_int(count) > 1:  # _minibatches takes the fewest of any rank
                 return None
-        t = np.concatenate([np.full(len(rows), t) for t, rows, _, _ in outputs])
-        rows = np.concatenate([rows for _, rows, _, _ in outputs])
-        mb = self.buffer.get(t * self.buffer.num_envs + rows, self.device)
-        dist = torch.distributions.Categorical(logits=torch.cat([o[2] for o in outputs]))
-        values = torch.cat([o[3] for o in outputs])
+        hidden, contexts = encoding
+        steps = np.flatnonzero(buf.valid.reshape(-1))  # row-major: step t, slot i
+        mb = buf.get(steps, self.device)
+        group = torch.as_tensor(steps % buf.num_envs // self.settings.group_size)
+        logits, values = self.policy.heads(hidden, contexts, group.to(self.device), mb.obs)
+        dist = self.policy.distribution(logits, mb.action_masks)
         return Evaluated(mb, dist.log_prob(mb.actions), dist.entropy(), values, dist)
 
     def _evaluated_minibatches(

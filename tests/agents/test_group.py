@@ -250,8 +250,13 @@ def test_single_pass_and_minibatch_updates_agree(name):
     for model in (a, b):
         model.collect_rollouts()
         model.train()
-    for p, q in zip(a.policy.parameters(), b.policy.parameters(), strict=True):
-        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6)
+    # the same gradient (to float32 rounding; Adam's step divides it by its own size, so
+    # the weights of near-zero gradients can differ by more)
+    pairs = zip(a.policy.parameters(), b.policy.parameters(), strict=True)
+    grads = [(p.grad, q.grad) for p, q in pairs]
+    assert any(p is not None for p, _ in grads)
+    for p, q in grads:
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-7)
 
 
 def test_ppo_re_encodes_a_rollout_of_several_minibatches():
@@ -264,7 +269,7 @@ def test_ppo_re_encodes_a_rollout_of_several_minibatches():
     model.collect_rollouts()
     model.train()
     assert len(rows) - 1 == -(-int(model.buffer.valid.sum()) // 8) > 1
-    assert model.rollout_outputs == []  # the kept graph is dropped, not held
+    assert model.rollout_encoding is None  # the kept graph is dropped, not held
 
 
 @pytest.mark.parametrize(
@@ -276,7 +281,7 @@ def test_updates_of_several_steps_keep_no_rollout_graph(cls, extra):
     model = group_agent(cls, "TextNER-v0", group_size=1, episode_rollouts=True, **extra)
     assert not model.rollout_grad
     model.collect_rollouts()
-    assert model.rollout_outputs == []
+    assert model.rollout_encoding is None
 
 
 def test_loglik_objective_refuses_rewards_other_than_0_and_1():
