@@ -65,6 +65,15 @@ Measured (``--threads 1``, 3-minute budgets, whole CoNLL test split, 2-core CPU,
   with 4 distinct tags per word and the per-sample objective, too (40k words): a
   probe that finds the right tag is off the path and weighs 0. GRPO (32 slots, lr 2e-4,
   ``off_path_weight=0``) stayed all-``O`` after 160k words.
+- 2026-12-02, after ``single_pass`` (REINFORCE's update reuses its episode rollout's
+  encoder pass), CoNLL ``--minutes 3 --agents reinforce ppo --skip cls sum --threads 1``
+  with ``--ner-hparams '{"ppo": {"episode_rollouts": true, "n_epochs": 1, "batch_size":
+  4096}}'`` (another such run on the other core): REINFORCE (its defaults) 0.5385 after
+  49k words, supervised 0.8181 after 92k: **0.658x** (was 0.362x; supervised at the same
+  words 0.735); PPO with one single-pass step per 32 sentences 0.2014 after 89k words
+  (0.246x: fast, but one step per rollout learns little per word with the expected-reward
+  objective). PPO's own defaults in the run beside it (``--agents ppo``): 0.4579 after 26k
+  words, supervised 0.7899: 0.580x.
 - ``--skip ner --agents rloo grpo --sum-minutes 3``: bbc-news accuracy RLOO 0.9795, GRPO
   0.9754; headlines ROUGE-L RLOO 0.2180 (11.8k steps), GRPO 0.2090, lead-8 0.2090, best
   span 0.5102.
