@@ -724,6 +724,11 @@ class OnPolicyAlgorithm(CheckpointMixin):
                 return None
         hidden, contexts = encoding
         steps = np.flatnonzero(buf.valid.reshape(-1))  # row-major: step t, slot i
+        # grouped by example, as the minibatches are: the backward of hidden[group] adds
+        # the rows of one example into its states, and on a multi-threaded CPU that sum is
+        # reproducible only when each example's rows are adjacent (interleaved, two runs
+        # of one seed differ in the last bits)
+        steps = steps[np.argsort(steps % buf.num_envs // self.settings.group_size, kind="stable")]
         mb = buf.get(steps, self.device)
         group = torch.as_tensor(steps % buf.num_envs // self.settings.group_size)
         logits, values = self.policy.heads(hidden, contexts, group.to(self.device), mb.obs)
