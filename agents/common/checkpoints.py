@@ -10,11 +10,13 @@ from the one the agent was trained on, so a corrupt or mismatched checkpoint is 
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import torch
+from safetensors import safe_open
 
 from textgym.errors import TextgymError
 
@@ -165,6 +167,7 @@ class CheckpointMixin:
             raise TextgymError(f"{path} holds a {algorithm} agent, not {cls.name}")
         algo_cls = ALGORITHMS[algorithm] if not cls.name else cls
         _validate_config(path, config, algo_cls.settings_class)
+        _check_layer_count(path, config["policy"])
         try:
             policy = policy_from_config(config["policy"])
         except Exception as err:  # transformers' config classes raise their own types too
@@ -176,6 +179,15 @@ class CheckpointMixin:
             policy.load_state_dict(read_tensors(path / "model.safetensors"))
         except RuntimeError as err:
             raise TextgymError(f"{path}: weights do not match the saved config ({err})") from err
+        try:  # settings that shape no weight (attention heads, chunking) fail only here
+            with torch.no_grad():
+                ids = torch.ones(1, 2, dtype=torch.long)
+                policy.encode({"input_ids": ids, "attention_mask": torch.ones_like(ids)})
+        except Exception as err:
+            raise TextgymError(
+                f"{path}: corrupt checkpoint: the policy rebuilt from config.json does not "
+                f"run ({type(err).__name__}: {err})"
+            ) from err
         env_kwargs = None
         if env is not None and not isinstance(env, str):  # compare before building on it
             _check_env_info(path, config["env_info"], env_info(env))
@@ -230,6 +242,36 @@ class CheckpointMixin:
             torch.set_rng_state(tensors[f"rank{rank}/rng/torch"])
             self.sample_generator.set_state(tensors[f"rank{rank}/rng/sample"])
             self.rng.bit_generator.state = ranks[rank]["numpy_rng"]
+
+
+#: Encoder config keys that count the transformer's layers.
+LAYER_COUNT_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
+_LAYER_INDEX = re.compile(r"\.(?:layer|layers|h|block)\.(\d+)\.")
+
+
+def _check_layer_count(path: Path, policy_config: Any) -> None:
+    """Refuse a layer count in config.json that the weights do not hold, before building:
+    a corrupt count (10**30) would build layers until memory ran out."""
+    encoder = policy_config.get("encoder") if isinstance(policy_config, dict) else None
+    if not isinstance(encoder, dict):
+        return  # policy_from_config names what is wrong
+    try:
+        with safe_open(str(path / "model.safetensors"), "pt") as weights:
+            names = list(weights.keys())
+    except Exception:  # loading the weights names the problem
+        return
+    layers = {int(m.group(1)) for name in names if (m := _LAYER_INDEX.search(name))}
+    if not layers:
+        return  # an architecture whose layers are named otherwise
+    for key in LAYER_COUNT_KEYS:
+        if key not in encoder:
+            continue
+        value = encoder[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value != len(layers):
+            raise TextgymError(
+                f"{path}: corrupt checkpoint: config.json's policy encoder {key} is "
+                f"{value!r}, but model.safetensors holds {len(layers)} layers"
+            )
 
 
 LOAD_ERRORS = (

@@ -381,6 +381,15 @@ KNOWN = {  # corruptions that once escaped as raw Python errors (see the test be
     "numpy rng state is empty": (("training_state", "numpy_rng"), "set", {}),
     "env_id is unknown": (("env_id",), "set", "x"),
     "env_kwargs are bad": (("env_kwargs", "max_tokens"), "set", "x"),
+    # built 10**30 encoder layers until memory ran out (CI's run was killed)
+    "encoder layer count is huge": (("policy", "encoder", "num_hidden_layers"), "set", 10**30),
+    # shape no weight: failed at the first forward pass, as a raw error
+    "attention heads are negative": (("policy", "encoder", "num_attention_heads"), "set", -1),
+    "feed-forward chunk size is a string": (
+        ("policy", "encoder", "chunk_size_feed_forward"),
+        "set",
+        "x",
+    ),
 }
 
 
