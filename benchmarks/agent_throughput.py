@@ -35,8 +35,8 @@ jobs on a 2-core CPU, a 2-sentence MiniLM forward took 1.1 s on 2 threads and 0.
 Prints a table and, last, the headline ratio (a).
 
 Measured 2026-12-01 (``--threads 1``, load average about 1): PPO 339 env-steps/s, naive
-PPO 34.8, supervised 540 words/s, RLOO 481 corpus words/s (at the 128 slots of its NER
-defaults then); (a) 9.7x, (b) 0.63, (c) 1.00, (d) 0.89.
+PPO 34.8, supervised 540 words/s, RLOO 481 corpus words/s (at the NER defaults of that
+day, before the 32-slot WNUT tuning); (a) 9.7x, (b) 0.63, (c) 1.00, (d) 0.89.
 
 2026-12-02, after ``single_pass`` (PPO with one epoch reuses the rollout's encoder pass
 where the rollout is one minibatch; the heads run again once, batched, over all steps),
