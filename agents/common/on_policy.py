@@ -705,8 +705,8 @@ class OnPolicyAlgorithm(CheckpointMixin):
             yield concat_minibatches(rest)
 
     def _rollout_pass(self, one_minibatch_of: int | None = None) -> Evaluated | None:
-        """The rollout's valid steps as one minibatch, in the order they were played, with
-        the policy's outputs on them from the rollout's own encoder pass (autograd graph
+        """The rollout's valid steps as one minibatch, grouped by example, with the
+        policy's outputs on them from the rollout's own encoder pass (autograd graph
         intact; the heads run again, once over all steps), or None where there is none
         (``single_pass`` off, or already used).
 
@@ -724,16 +724,20 @@ class OnPolicyAlgorithm(CheckpointMixin):
                 return None
         hidden, contexts = encoding
         steps = np.flatnonzero(buf.valid.reshape(-1))  # row-major: step t, slot i
+        group = steps % buf.num_envs // self.settings.group_size  # its row of hidden
         # grouped by example, as the minibatches are: the backward of hidden[group] adds
         # the rows of one example into its states, and on a multi-threaded CPU that sum is
         # reproducible only when each example's rows are adjacent (interleaved, two runs
         # of one seed differ in the last bits)
-        steps = steps[np.argsort(steps % buf.num_envs // self.settings.group_size, kind="stable")]
-        mb = buf.get(steps, self.device)
-        group = torch.as_tensor(steps % buf.num_envs // self.settings.group_size)
-        logits, values = self.policy.heads(hidden, contexts, group.to(self.device), mb.obs)
-        dist = self.policy.distribution(logits, mb.action_masks)
-        return Evaluated(mb, dist.log_prob(mb.actions), dist.entropy(), values, dist)
+        order = np.argsort(group, kind="stable")
+        mb = buf.get(steps[order], self.device)
+        ctx_index = torch.as_tensor(group[order], device=self.device)
+        return Evaluated(
+            mb,
+            *self.policy.evaluate_actions(
+                contexts, ctx_index, mb.obs, mb.actions, mb.action_masks, hidden=hidden
+            ),
+        )
 
     def _evaluated_minibatches(
         self, batch_size: int, one_step: bool = True, keep_hidden: bool = False
