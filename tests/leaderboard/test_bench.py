@@ -149,3 +149,27 @@ def test_leaderboard_of_the_bench(bench, tmp_path):
     written = write_leaderboard(board, tmp_path / "lb", command="test")
     assert (tmp_path / "lb" / "curves" / "TextNER-v0.png").read_bytes()[:4] == b"\x89PNG"
     assert set(written) >= {"leaderboard.md", "leaderboard.json", "leaderboard.html"}
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [({}, 2), ({"OMP_NUM_THREADS": "1"}, 1), ({"MKL_NUM_THREADS": "1"}, 1)],
+)
+def test_workers_run_the_threads_the_user_set(monkeypatch, given, expected):
+    """A worker's torch runs ``cpu_count // workers`` threads, or what the user set in
+    either variable: torch takes MKL_NUM_THREADS over OMP_NUM_THREADS, so setting one must
+    not leave the other at the default (``OMP_NUM_THREADS=1`` ran 2 threads)."""
+    from textgym.leaderboard.runner import child_env
+
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in given.items():
+        monkeypatch.setenv(name, value)
+    out = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+        env=child_env(2),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert int(out.stdout) == expected

@@ -35,7 +35,13 @@ from typing import Any
 from textgym.errors import TextgymError
 from textgym.leaderboard.config import RunSpec
 from textgym.leaderboard.io import RUN_SPEC, atomic_write_json
-from textgym.leaderboard.runner import BenchResult, record_outcome, start_worker, stop_workers
+from textgym.leaderboard.runner import (
+    BenchResult,
+    record_outcome,
+    start_worker,
+    stop_workers,
+    thread_env,
+)
 from textgym.leaderboard.worker import PARENT_ENV
 
 # A run whose task or node dies (not the run failing) is retried this often; it resumes
@@ -68,13 +74,7 @@ def worker_env(spec: RunSpec, environ: Mapping[str, str] | None = None) -> dict[
     a zero-GPU task every GPU of its node, and ``device: auto`` would take one unreserved.
     """
     environ = os.environ if environ is None else environ
-    threads = str(max(1, int(spec.resources["cpus"])))
-    omp = environ.get("OMP_NUM_THREADS", threads)
-    env = {
-        "OMP_NUM_THREADS": omp,
-        "MKL_NUM_THREADS": environ.get("MKL_NUM_THREADS", omp),
-        "TOKENIZERS_PARALLELISM": environ.get("TOKENIZERS_PARALLELISM", "false"),
-    }
+    env = thread_env(int(spec.resources["cpus"]), environ)
     if spec.resources["gpus"] == 0:
         env["CUDA_VISIBLE_DEVICES"] = ""
     return env

@@ -14,9 +14,10 @@ Resume rules, applied on every invocation:
 
 Each run is a subprocess (``python -m textgym.leaderboard.worker``), so ``--workers N``
 runs N at once and a crash in one run cannot take the others down; its torch gets
-``cpu_count // N`` threads unless ``OMP_NUM_THREADS`` is set. ``--backend ray`` starts the
-same subprocess inside one Ray task per run (:mod:`textgym.leaderboard.ray_backend`): the
-run directories, resume rules, locks and files are the same, only the scheduling differs.
+``cpu_count // N`` threads unless ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` is set.
+``--backend ray`` starts the same subprocess inside one Ray task per run
+(:mod:`textgym.leaderboard.ray_backend`): the run directories, resume rules, locks and
+files are the same, only the scheduling differs.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,13 +80,23 @@ def check_conflicts(runs: Sequence[RunSpec], out: Path) -> None:
         )
 
 
+def thread_env(threads: int, environ: Mapping[str, str]) -> dict[str, str]:
+    """The thread settings of a worker: ``threads`` torch threads, unless ``environ`` (the
+    driver's) sets ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS``, whose value then goes to
+    both. Torch takes ``MKL_NUM_THREADS`` over ``OMP_NUM_THREADS`` where both are set, so
+    ``OMP_NUM_THREADS=1`` alone must not leave MKL at the default (it ran 2 threads)."""
+    given = environ.get("OMP_NUM_THREADS") or environ.get("MKL_NUM_THREADS")
+    default = given or str(max(1, threads))
+    return {
+        "OMP_NUM_THREADS": environ.get("OMP_NUM_THREADS") or default,
+        "MKL_NUM_THREADS": environ.get("MKL_NUM_THREADS") or default,
+        "TOKENIZERS_PARALLELISM": environ.get("TOKENIZERS_PARALLELISM", "false"),
+    }
+
+
 def child_env(threads: int) -> dict[str, str]:
-    """The environment of a worker process: this one's, with ``threads`` torch threads
-    unless ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` are set."""
-    env = dict(os.environ)
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        env.setdefault(name, str(max(1, threads)))
-    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    """The environment of a worker process: this one's, with :func:`thread_env`'s threads."""
+    env = dict(os.environ) | thread_env(threads, os.environ)
     env[PARENT_ENV] = str(os.getpid())
     return env
 
