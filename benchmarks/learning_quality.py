@@ -85,7 +85,9 @@ Measured (``--threads 1``, 3-minute budgets, whole CoNLL test split, 2-core CPU,
   slots is two minibatches, each re-encoded; lr 1e-4) test F1 0.211 after 45k words;
   with ``batch_size`` 8192 (the whole rollout, one single-pass step) 0.274 after 63k; and
   at lr 2e-4 0.582 after 85k (the defaults now), 3e-4 0.520. Supervised reaches
-  0.78-0.82 in 3 minutes: about 0.73x.
+  0.78-0.82 in 3 minutes: about 0.73x. Around the defaults: 256 slots 0.227 (86k words,
+  half the updates); 64 slots 0.515 at 2e-4 and 0.550 at 1e-4 (59k words);
+  ``off_path_weight=0`` 0.523.
 - ``--skip ner --agents rloo grpo --sum-minutes 3``: bbc-news accuracy RLOO 0.9795, GRPO
   0.9754; headlines ROUGE-L RLOO 0.2180 (11.8k steps), GRPO 0.2090, lead-8 0.2090, best
   span 0.5102.
