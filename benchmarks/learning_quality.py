@@ -322,11 +322,12 @@ def main() -> None:
         cls = classification_part(args) if "cls" not in args.skip else {}
         summ = summarization_part(args) if "sum" not in args.skip else {}
 
+    # with --ner-timesteps the NER budget is the wall time supervised was given
+    minutes = round(sup["seconds"] / 60, 2) if args.ner_timesteps and agents else args.minutes
     if args.ner_timesteps and agents:
-        args.minutes = round(sup["seconds"] / 60, 2)
-        budget = f"{args.ner_timesteps} NER env steps per agent, supervised {args.minutes} min"
+        budget = f"{args.ner_timesteps} NER env steps per agent, supervised {minutes} min"
     else:
-        budget = f"{args.minutes} min budgets"
+        budget = f"{minutes} min budgets"
     print(f"\nMiniLM ({args.policy}) on {args.device}, seed {args.seed}, {budget}")
     targets = {"rloo": 0.9, "grpo": 0.9, "ppo": 0.9, "reinforce": 0.8, "trpo": 0.8}
     if agents:
@@ -358,7 +359,7 @@ def main() -> None:
     if agents:
         best = max(agents, key=lambda n: agents[n]["f1"])
         print(
-            f"best RL agent ({best}) F1 / supervised F1 at {args.minutes} min each: "
+            f"best RL agent ({best}) F1 / supervised F1 at {minutes} min each: "
             f"{ratio(agents[best]['f1'], sup['f1']):.3f}  (target >= 0.95)"
         )
 

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import torch
-from safetensors import safe_open
 
 from textgym.errors import TextgymError
 
@@ -167,7 +166,8 @@ class CheckpointMixin:
             raise TextgymError(f"{path} holds a {algorithm} agent, not {cls.name}")
         algo_cls = ALGORITHMS[algorithm] if not cls.name else cls
         _validate_config(path, config, algo_cls.settings_class)
-        _check_layer_count(path, config["policy"])
+        weights = read_tensors(path / "model.safetensors")
+        _check_layer_count(path, config["policy"], weights)
         try:
             policy = policy_from_config(config["policy"])
         except Exception as err:  # transformers' config classes raise their own types too
@@ -176,7 +176,7 @@ class CheckpointMixin:
                 f"({type(err).__name__}: {err})"
             ) from err
         try:
-            policy.load_state_dict(read_tensors(path / "model.safetensors"))
+            policy.load_state_dict(weights)
         except RuntimeError as err:
             raise TextgymError(f"{path}: weights do not match the saved config ({err})") from err
         try:  # settings that shape no weight (attention heads, chunking) fail only here
@@ -249,18 +249,13 @@ LAYER_COUNT_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
 _LAYER_INDEX = re.compile(r"\.(?:layer|layers|h|block)\.(\d+)\.")
 
 
-def _check_layer_count(path: Path, policy_config: Any) -> None:
-    """Refuse a layer count in config.json that the weights do not hold, before building:
-    a corrupt count (10**30) would build layers until memory ran out."""
+def _check_layer_count(path: Path, policy_config: Any, weights: dict) -> None:
+    """Refuse a layer count in config.json that the ``weights`` do not hold, before
+    building: a corrupt count (10**30) would build layers until memory ran out."""
     encoder = policy_config.get("encoder") if isinstance(policy_config, dict) else None
     if not isinstance(encoder, dict):
         return  # policy_from_config names what is wrong
-    try:
-        with safe_open(str(path / "model.safetensors"), "pt") as weights:
-            names = list(weights.keys())
-    except Exception:  # loading the weights names the problem
-        return
-    layers = {int(m.group(1)) for name in names if (m := _LAYER_INDEX.search(name))}
+    layers = {int(m.group(1)) for name in weights if (m := _LAYER_INDEX.search(name))}
     if not layers:
         return  # an architecture whose layers are named otherwise
     for key in LAYER_COUNT_KEYS:

@@ -85,8 +85,9 @@ def thread_env(threads: int, environ: Mapping[str, str]) -> dict[str, str]:
     driver's) sets ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS``, whose value then goes to
     both. Torch takes ``MKL_NUM_THREADS`` over ``OMP_NUM_THREADS`` where both are set, so
     ``OMP_NUM_THREADS=1`` alone must not leave MKL at the default (it ran 2 threads)."""
-    given = environ.get("OMP_NUM_THREADS") or environ.get("MKL_NUM_THREADS")
-    default = given or str(max(1, threads))
+    default = (
+        environ.get("OMP_NUM_THREADS") or environ.get("MKL_NUM_THREADS") or str(max(1, threads))
+    )
     return {
         "OMP_NUM_THREADS": environ.get("OMP_NUM_THREADS") or default,
         "MKL_NUM_THREADS": environ.get("MKL_NUM_THREADS") or default,
