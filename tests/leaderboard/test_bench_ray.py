@@ -69,10 +69,15 @@ def _workers_of(out: Path) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def ray_address():
-    ray = pytest.importorskip(
+def ray():
+    """Ray, or a skip: ``pip install -e ".[test]"`` (the README's test command) has none."""
+    return pytest.importorskip(
         "ray", reason="the Ray backend's tests need Ray: pip install 'textgym[ray]'"
     )
+
+
+@pytest.fixture(scope="module")
+def ray_address(ray):
     for attempt in range(3):  # Ray gives its raylet 30 s to register: a busy machine may not
         try:
             ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -159,7 +164,7 @@ def test_ray_runs_are_run_by_the_bench_worker(killed_bench):
 
 
 @pytest.mark.slow
-def test_without_address_the_bench_starts_its_own_ray(tmp_path, local_bench):
+def test_without_address_the_bench_starts_its_own_ray(ray, tmp_path, local_bench):
     out = tmp_path / "runs"
     code, log = _finish(_bench(out, "--backend", "ray", "--only", "ner/random/seed0"))
     assert code == 0, log[-3000:]
