@@ -494,6 +494,8 @@ def _train_rank(args: argparse.Namespace, started: float) -> int:
         def claim() -> str | None:  # rank 0 alone decides about the run directory
             _prepare_out(out)
             stack.enter_context(lock_dir(out))
+            for name in ("checkpoint", "model"):  # a killed writer's partial save
+                shutil.rmtree(out / f"{name}.tmp", ignore_errors=True)
             return _claim_run(args, out, group.world_size)
 
         try:
