@@ -108,7 +108,9 @@ def test_state_weights_count_the_right_path_once_and_scale_the_rest():
     np.testing.assert_allclose(
         w,
         [
-            [1 / 3, 1 / 3, 1 / 3],  # the shared first state counts once
+            # the shared first state weighs what a later step does: 1 (the right path)
+            # plus 0.25 for each other member, shared by the 3
+            [0.5, 0.5, 0.5],
             [0.25, 1.0, 0.25],  # member 1 holds the right previous action
             [0.25, 0.25, 0.0],  # only member 2 was right at step 1, and it ended
         ],
@@ -116,6 +118,9 @@ def test_state_weights_count_the_right_path_once_and_scale_the_rest():
     # a member alone at the first step (the others parked) counts fully
     w = state_weights(np.zeros((1, 2)), np.array([[True, False]]), 2, 0.0)
     np.testing.assert_array_equal(w, [[1.0, 0.0]])
+    # off_path_weight 0: the first state counts once; 1: every member alike, as later
+    np.testing.assert_allclose(state_weights(rewards, valid, 3, 0.0)[0], [1 / 3] * 3)
+    np.testing.assert_array_equal(state_weights(rewards, valid, 3, 1.0), valid.astype(float))
 
 
 def test_loglik_with_off_path_weight_0_is_cross_entropy_on_the_right_path():
