@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from textgym.errors import TextgymError
+
 from .common.checkpoints import register_algorithm
 from .common.group import check_group_settings, group_normalized, group_scores, on_path
 from .ppo import PPO, PPOSettings
@@ -57,6 +59,12 @@ class GRPO(PPO):
     settings_class = GRPOSettings
 
     def _setup(self) -> None:
+        if self.settings.objective != "surrogate":
+            raise TextgymError(
+                "grpo's objective is the clipped surrogate of its group-normalised "
+                f"advantages, not {self.settings.objective!r} (objective='loglik' is ppo's "
+                "and rloo's)"
+            )
         check_group_settings("grpo", self.settings)
         super()._setup()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,13 +11,19 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Categorical
 
+from textgym.errors import TextgymError
+
+from .common.buffers import Minibatch
 from .common.checkpoints import register_algorithm
+from .common.group import group_loglik_extras, observed_reward_nll
 from .common.on_policy import (
     OnPolicyAlgorithm,
     OnPolicySettings,
     explained_variance,
     normalize,
 )
+
+OBJECTIVES = ("surrogate", "loglik")
 
 
 @dataclass
@@ -35,6 +42,22 @@ class PPOSettings(OnPolicySettings):
     kl_coef: float = 0.0
     """Weight of a KL(policy || frozen initial policy) penalty (0: off). Keeps a
     generator close to its starting point; costs one more encoder pass per minibatch."""
+    objective: str = "surrogate"
+    """``"surrogate"``: the clipped surrogate of the advantages. ``"loglik"``: on group
+    rollouts with deterministic per-step 0/1 rewards that are 1 for exactly one action
+    (NER's token reward, classification), the log-likelihood of the rewards each member's
+    group observed at the step (RLOO's ``objective="loglik"``,
+    :func:`~.common.group.observed_reward_nll`: every member learns from every action its
+    group tried), weighted by ``off_path_weight`` (:func:`~.common.group.state_weights`),
+    clipped as PPO clips a positive advantage: a step stops counting once the likelihood
+    it raises is ``1 + clip_range`` times the rollout policy's. The advantages are unused."""
+
+
+def clipped_log_ratio(log_ratio: torch.Tensor, clip_range: float) -> torch.Tensor:
+    """``min(log_ratio, log(1 + clip_range))``: PPO's clip for an objective that only
+    rises (a positive advantage, a likelihood): no gradient once the ratio of new to old
+    passes ``1 + clip_range``."""
+    return log_ratio.clamp(max=math.log1p(clip_range))
 
 
 def categorical_kl(p: Categorical, q: Categorical) -> torch.Tensor:
@@ -57,6 +80,7 @@ class PPO(OnPolicyAlgorithm):
     settings_class = PPOSettings
 
     def _setup(self) -> None:
+        self._check_objective()
         super()._setup()
         self.reference = None
         if self.settings.kl_coef > 0:
@@ -69,6 +93,56 @@ class PPO(OnPolicyAlgorithm):
 
     def _single_step_update(self) -> bool:
         return self.settings.n_epochs == 1
+
+    def _keeps_rollout_log_probs(self) -> bool:
+        return self.settings.objective == "loglik"
+
+    def _check_objective(self) -> None:
+        s = self.settings
+        if s.objective not in OBJECTIVES:
+            raise TextgymError(
+                f"{self.name} objective must be one of {OBJECTIVES}, not {s.objective!r}"
+            )
+        if s.objective == "loglik" and s.group_size < 2:
+            raise TextgymError(
+                f"{self.name} objective='loglik' learns what a group observed: it needs "
+                f"group_size >= 2, not {s.group_size}"
+            )
+
+    def _compute_advantages(self) -> None:
+        super()._compute_advantages()
+        s, buf = self.settings, self.buffer
+        if s.objective != "loglik":
+            return
+        extras = group_loglik_extras(
+            buf, s.group_size, s.off_path_weight, f"{self.name} objective='loglik'"
+        )
+        # the rollout policy's negative log-likelihood of the same observations
+        t, n, g = extras["tried"].shape
+        old = observed_reward_nll(
+            torch.as_tensor(self.rollout_log_probs).reshape(t * n, -1),
+            torch.as_tensor(extras["tried"]).reshape(t * n, g),
+            torch.as_tensor(extras["scored"]).reshape(t * n, g),
+            torch.as_tensor(extras["use"]).reshape(t * n, g),
+        )
+        extras["old_nll"] = np.where(buf.valid, old.reshape(t, n).numpy(), 0.0).astype(np.float32)
+        buf.extras = extras
+
+    def _policy_loss(
+        self, mb: Minibatch, log_ratio: torch.Tensor, dist: Categorical
+    ) -> torch.Tensor:
+        """The clipped surrogate of the advantages, or of the observed rewards' likelihood."""
+        s = self.settings
+        if s.objective == "loglik":
+            x = mb.extras
+            nll = observed_reward_nll(dist.logits, x["tried"], x["scored"], x["use"].bool())
+            gain = clipped_log_ratio(x["old_nll"] - nll, s.clip_range)
+            return -(x["weight"] * gain).sum() / x["weight"].sum().clamp(min=1e-6)
+        adv = normalize(mb.advantages) if s.normalize_advantage else mb.advantages
+        ratio = log_ratio.exp()
+        return torch.max(
+            -adv * ratio, -adv * ratio.clamp(1 - s.clip_range, 1 + s.clip_range)
+        ).mean()
 
     def train(self) -> dict[str, float]:
         s, buf = self.settings, self.buffer
@@ -85,12 +159,9 @@ class PPO(OnPolicyAlgorithm):
             for mb, log_prob, entropy, values, dist, _ in self._evaluated_minibatches(
                 s.batch_size, one_step=False
             ):
-                mb_adv = normalize(mb.advantages) if s.normalize_advantage else mb.advantages
                 log_ratio = log_prob - mb.old_log_probs
                 ratio = log_ratio.exp()
-                policy_loss = torch.max(
-                    -mb_adv * ratio, -mb_adv * ratio.clamp(1 - s.clip_range, 1 + s.clip_range)
-                ).mean()
+                policy_loss = self._policy_loss(mb, log_ratio, dist)
                 if s.clip_range_vf is not None:
                     values = mb.old_values + (values - mb.old_values).clamp(
                         -s.clip_range_vf, s.clip_range_vf

@@ -44,14 +44,12 @@ from textgym.errors import TextgymError
 
 from .common.checkpoints import register_algorithm
 from .common.group import (
-    check_binary_rewards,
     check_group_settings,
+    group_loglik_extras,
     group_mean,
     group_scores,
-    group_trials,
     leave_one_out,
     observed_reward_nll,
-    state_weights,
 )
 from .common.on_policy import OnPolicyAlgorithm, OnPolicySettings
 from .common.optim import make_adam
@@ -103,14 +101,13 @@ class RLOO(OnPolicyAlgorithm):
         s, buf = self.settings, self.buffer
         valid = buf.valid
         if s.objective == "loglik":
-            check_binary_rewards(
-                buf.rewards[valid],
+            buf.extras = group_loglik_extras(
+                buf,
+                s.group_size,
+                s.off_path_weight,
                 "rloo objective='loglik'",
                 ": use objective='scaled' for this env",
             )
-            tried, scored, use = group_trials(buf.actions, buf.rewards, valid, s.group_size)
-            weight = state_weights(buf.rewards, valid, s.group_size, s.off_path_weight)
-            buf.extras = {"tried": tried, "scored": scored, "use": use, "weight": weight}
             buf.advantages[:] = 0.0
             return
         scores = group_scores(buf.rewards, valid, s.baseline, s.gamma)

@@ -3,10 +3,11 @@
     python examples/textgym_ppo_ner.py                       # MiniLM, WNUT-16 tweets
     python examples/textgym_ppo_ner.py --policy tiny --timesteps 2048
 
-The defaults come from ``agents/hyperparams.yaml`` (``gamma=0``: each word is its own
-decision; advantages scaled by the critic's value, the lever docs/ner-from-reward.md describes against
-the all-``O`` collapse). On a CPU, MiniLM runs tens of env steps per second; with small
-budgets the policy may still tag everything ``O`` (entity F1 0).
+The defaults come from ``agents/hyperparams.yaml``: groups of 4 slots tag each sentence
+with 4 different tags per word, and PPO's clipped steps raise the likelihood of the token
+rewards each group observed (``objective="loglik"``), the lever docs/ner-from-reward.md
+describes against the all-``O`` collapse. ``--n-envs`` must be a multiple of 4. With
+small budgets the policy may still tag everything ``O`` (entity F1 0).
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ def main() -> None:
     hparams = default_hyperparams("TextNER-v0", "ppo")
     if args.n_envs is not None:
         hparams["n_envs"] = args.n_envs
-        hparams["batch_size"] = min(hparams.get("batch_size", 64), args.n_envs * hparams["n_steps"])
     model = PPO(
         "TextNER-v0",
         policy=args.policy,

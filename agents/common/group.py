@@ -304,3 +304,16 @@ def state_weights(
     share = (1.0 + (starters - 1) * opw) / np.maximum(starters, 1)
     w[0] = np.broadcast_to(share, (1, starters.shape[1], g)).reshape(-1)
     return np.where(valid, w, 0.0).astype(np.float32)
+
+
+def group_loglik_extras(
+    buf: Any, group_size: int, off_path_weight: float, setting: str, hint: str = ""
+) -> dict[str, np.ndarray]:
+    """What the log-likelihood objective learns from a group rollout in ``buf``: per step
+    ``tried``, ``scored`` and ``use`` (:func:`group_trials`) and ``weight``
+    (:func:`state_weights`), after checking that the rewards are 0 or 1 (``setting`` and
+    ``hint`` name the option in the error)."""
+    check_binary_rewards(buf.rewards[buf.valid], setting, hint)
+    tried, scored, use = group_trials(buf.actions, buf.rewards, buf.valid, group_size)
+    weight = state_weights(buf.rewards, buf.valid, group_size, off_path_weight)
+    return {"tried": tried, "scored": scored, "use": use, "weight": weight}

@@ -269,6 +269,7 @@ class OnPolicyAlgorithm(CheckpointMixin):
             self.settings.single_pass and self._episode_mode and self._single_step_update()
         )
         self.rollout_encoding: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None
+        self.rollout_log_probs: np.ndarray | None = None
         self._cache = ContextCache(self.policy)
         self._predict_cache = ContextCache(self.policy)
         self._obs: dict[str, np.ndarray] | None = None
@@ -323,6 +324,12 @@ class OnPolicyAlgorithm(CheckpointMixin):
     def _single_step_update(self) -> bool:
         """Whether the update can be one gradient step at the rollout's weights (then
         ``single_pass`` keeps the rollout's forward pass for it). Default: no."""
+        return False
+
+    def _keeps_rollout_log_probs(self) -> bool:
+        """Whether a group rollout keeps each step's log-probabilities of every action in
+        ``rollout_log_probs`` ``(T, N, A)`` (for an objective over actions the slot did not
+        take). Default: no."""
         return False
 
     # ----- rollouts ----------------------------------------------------------------------
@@ -459,6 +466,10 @@ class OnPolicyAlgorithm(CheckpointMixin):
             hidden = self.policy.encode(contexts)  # (n_groups, L', H)
         if grad:
             self.rollout_encoding = (hidden, contexts)
+        log_probs_all = None
+        if self._keeps_rollout_log_probs():
+            log_probs_all = np.zeros((buf.n_steps, n, self.env_info["n_actions"]), np.float32)
+        self.rollout_log_probs = log_probs_all
         # the steps need no graph: a single-pass update runs the heads again, once over
         # all of them (one batched call, whose backward gathers into hidden once)
         with torch.no_grad():
@@ -489,6 +500,8 @@ class OnPolicyAlgorithm(CheckpointMixin):
                 )
                 log_probs = torch.zeros(n, device=self.device)
                 log_probs[rows_t] = dist.log_prob(actions_t[rows_t]).detach()
+                if log_probs_all is not None:
+                    log_probs_all[buf.pos, rows] = dist.logits.detach().cpu().numpy()
                 all_values = torch.zeros(n, device=self.device)
                 all_values[rows_t] = values.detach()
                 actions = actions_t.cpu().numpy()

@@ -16,6 +16,7 @@ from textgym.agents.common.group import (
     sample_group_actions,
     state_weights,
 )
+from textgym.agents.ppo import clipped_log_ratio
 
 import textgym  # noqa: F401
 from textgym.errors import TextgymError
@@ -397,3 +398,68 @@ def test_group_agents_refuse_the_gae_agents_reward_objective(cls):
     # their advantages come from the group: the setting would be silently ignored
     with pytest.raises(TextgymError, match=f"{cls.name} computes its own advantages"):
         group_agent(cls, "TextNER-v0", reward_objective="loglik")
+
+
+# ----- PPO on the group's log-likelihood ----------------------------------------------------
+
+
+def test_clipped_log_ratio_stops_the_gradient_past_one_plus_clip():
+    log_ratio = torch.tensor([-0.5, 0.0, 0.1, 0.5], requires_grad=True)
+    gain = clipped_log_ratio(log_ratio, 0.2)
+    torch.testing.assert_close(gain.detach(), torch.tensor([-0.5, 0.0, 0.1, float(np.log(1.2))]))
+    gain.sum().backward()
+    # log(1.2) = 0.18: the last step's likelihood rose past 1.2x and no longer counts
+    torch.testing.assert_close(log_ratio.grad, torch.tensor([1.0, 1.0, 1.0, 0.0]))
+
+
+@pytest.mark.parametrize("off_path_weight", [0.0, 1.0])
+def test_ppo_loglik_first_step_is_rloos_update(off_path_weight):
+    # at the rollout's weights nothing is clipped: PPO's first step on the group's
+    # log-likelihood has RLOO's gradient, on the same rollout
+    common = {"distinct_actions": True, "off_path_weight": off_path_weight, "ent_coef": 0.0}
+    rloo = group_agent(RLOO, "TextNER-v0", seed=3, objective="loglik", **common)
+    ppo = group_agent(
+        PPO, "TextNER-v0", seed=3, objective="loglik", n_epochs=1, batch_size=4096,
+        vf_coef=0.0, **common,
+    )  # fmt: skip
+    for model in (rloo, ppo):
+        model.collect_rollouts()
+    np.testing.assert_array_equal(rloo.buffer.actions, ppo.buffer.actions)
+    for model in (rloo, ppo):
+        model._compute_advantages()
+        model.train()
+    pairs = zip(rloo.policy.policy_parameters(), ppo.policy.policy_parameters(), strict=True)
+    for p, q in pairs:
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_ppo_loglik_keeps_the_rollout_likelihood_of_what_each_group_observed():
+    model = group_agent(PPO, "TextNER-v0", objective="loglik", distinct_actions=True)
+    model.collect_rollouts()
+    model._compute_advantages()
+    buf, extras = model.buffer, model.buffer.extras
+    # the same observations scored by the policy now (the rollout's weights) agree
+    mb = buf.get(np.flatnonzero(buf.valid.reshape(-1)), "cpu")
+    with torch.no_grad():
+        _, _, _, dist = model.policy.evaluate_actions(
+            mb.contexts, mb.ctx_index, mb.obs, mb.actions, mb.action_masks
+        )
+        nll = observed_reward_nll(
+            dist.logits, mb.extras["tried"], mb.extras["scored"], mb.extras["use"].bool()
+        )
+    torch.testing.assert_close(nll, mb.extras["old_nll"], rtol=1e-4, atol=1e-5)
+    assert extras["old_nll"][~buf.valid].sum() == 0
+
+
+@pytest.mark.parametrize(
+    "cls, extra, message",
+    [
+        (PPO, {"objective": "loglik", "group_size": 1}, "needs group_size >= 2"),
+        (PPO, {"objective": "ce"}, "ppo objective must be one of"),
+        (GRPO, {"objective": "loglik"}, "grpo's objective is the clipped surrogate"),
+    ],
+    ids=["ppo-without-groups", "ppo-unknown", "grpo"],
+)
+def test_ppo_objective_refusals_name_the_setting(cls, extra, message):
+    with pytest.raises(TextgymError, match=message):
+        group_agent(cls, "TextNER-v0", **extra)

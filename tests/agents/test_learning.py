@@ -105,8 +105,13 @@ GROUP_NER = dict(n_envs=8, group_size=4, distinct_actions=True, learning_rate=1e
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "cls, extra",
-    [(RLOO, {"objective": "loglik"}), (GRPO, {"gamma": 0.0, "n_epochs": 1, "batch_size": 1024})],
-    ids=["rloo", "grpo"],
+    [
+        (RLOO, {"objective": "loglik"}),
+        (GRPO, {"gamma": 0.0, "n_epochs": 1, "batch_size": 1024}),
+        # the group's log-likelihood in PPO's clipped steps: 2 epochs of 2 minibatches
+        (PPO, {"objective": "loglik", "off_path_weight": 0.0, "n_epochs": 2, "batch_size": 128}),
+    ],
+    ids=["rloo", "grpo", "ppo-loglik"],
 )
 def test_group_agents_learn_entities_not_all_o_on_a_small_ner_subset(cls, extra, tmp_path):
     kwargs = conll_subset(tmp_path)
