@@ -88,6 +88,28 @@ Measured (``--threads 1``, 3-minute budgets, whole CoNLL test split, 2-core CPU,
   0.78-0.82 in 3 minutes: about 0.73x. Around the defaults: 256 slots 0.227 (86k words,
   half the updates); 64 slots 0.515 at 2e-4 and 0.550 at 1e-4 (59k words);
   ``off_path_weight=0`` 0.523.
+- 2026-12-02 afternoon, ``--minutes 4 --skip cls sum --threads 1``, two such runs at a
+  time (one per core), whole CoNLL test split. PPO's NER defaults now (groups of 4
+  distinct tags, ``objective="loglik"``: the group's log-likelihood in clipped steps, 2
+  epochs of 2 minibatches per 32-sentence rollout, 2e-4, ``off_path_weight=0``): **0.7654
+  after 38k words, supervised 0.8190 after 168k: 0.935x** (supervised at 38k words:
+  0.347). With each member's own reward as its advantage instead
+  (``reward_objective="loglik"``, ``off_path_weight=1``): 0.6930 at 3e-4 (0.832x of an
+  annealed supervised 0.8325), 0.7007 at 1e-4 (0.841x of 0.8327). RLOO with 128 slots at
+  3e-4, ``off_path_weight=1``, constant rate: 0.5899 after 89k words vs 0.8081 (0.730x;
+  before the group's first word counted as much as any other again: at 60k words seeds 0
+  and 1 then had 0.471 and 0.643, after it 0.496 and 0.658, the code of 2026-12-01 0.555
+  and 0.690). Annealing every agent over the 4 minutes (``anneal_lr``, which halves the
+  mean rate) cost the agents much and supervised nothing: RLOO (that setting) 0.4853,
+  GRPO 0.3293, REINFORCE 0.3896, PPO's earlier defaults 0.4946, supervised annealed
+  0.8142 and 0.8080 (constant: 0.8081 to 0.8327).
+- 2026-12-02 afternoon, ``--ner-data wnut16 --ner-timesteps 480000 --agents rloo``
+  with supervised's rate falling to 0 over its 7.5 minutes (``--supervised-schedule
+  linear``): RLOO 0.3654, supervised 0.3645 after 285k words (1.002x; at RLOO's 120k
+  words 0.166). At a constant rate supervised had 0.4076, so it stays the reference.
+- 2026-12-02 afternoon, ``--skip ner cls --agents rloo --sum-minutes 10``: headlines
+  ROUGE-L 0.2010 after 24k steps, below lead-8 (0.2090) and below RLOO's 0.2180 after 3
+  minutes: longer training moves the pointer away from what ROUGE-L rewards.
 - ``--skip ner --agents rloo grpo --sum-minutes 3``: bbc-news accuracy RLOO 0.9795, GRPO
   0.9754; headlines ROUGE-L RLOO 0.2180 (11.8k steps), GRPO 0.2090, lead-8 0.2090, best
   span 0.5102.
