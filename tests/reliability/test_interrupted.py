@@ -6,6 +6,11 @@ during training (between checkpoints), while a checkpoint is being written (its
 (``model.tmp`` exists). Each time ``--resume`` picks up from the last complete
 checkpoint, and the last resume finishes with the step count, configuration and a
 consistent ``progress.csv`` equal to an uninterrupted run with the same seed.
+
+A tiny model's checkpoint is written in a few milliseconds, so a kill aimed at the
+write can land after it, on a loaded machine. The runs therefore go through
+``_SLOW_SWAP``: it pauses before each written directory is swapped in, the moment a
+crash mid-write would find. The process is still killed with a real SIGKILL.
 """
 
 from __future__ import annotations
@@ -25,9 +30,25 @@ TIMESTEPS = 512
 HPARAMS = {"n_envs": 4, "n_steps": 16, "batch_size": 64, "learning_rate": 1e-3, "n_epochs": 1}
 
 
+_SLOW_SWAP = """
+import sys, time
+import textgym.agents.common.checkpoints as checkpoints
+from textgym.cli import main
+
+_replace_dir = checkpoints.replace_dir
+
+def replace_dir(tmp, final):
+    time.sleep(0.25)
+    _replace_dir(tmp, final)
+
+checkpoints.replace_dir = replace_dir
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def _command(out: Path, resume: bool) -> list[str]:
     return [
-        sys.executable, "-m", "textgym.cli", "train", "TextClassification-v0",
+        sys.executable, "-c", _SLOW_SWAP, "train", "TextClassification-v0",
         "--agent", "ppo", "--policy", "tiny", "--seed", "0", "--device", "cpu",
         "--timesteps", str(TIMESTEPS), "--checkpoint-freq", "64", "--eval-freq", "0",
         "--env-kwargs", json.dumps({"max_tokens": 16}), "--hparams", json.dumps(HPARAMS),
