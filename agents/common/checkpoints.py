@@ -10,6 +10,7 @@ from the one the agent was trained on, so a corrupt or mismatched checkpoint is 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,8 +45,12 @@ class CheckpointMixin:
         """Save to a directory: ``model.safetensors`` + ``config.json`` (no pickle).
 
         With ``training_state`` also the optimiser state, RNG states and episode counters,
-        so ``--resume`` continues where the run stopped. The directory is written aside
-        and swapped in, so an interrupted save leaves the previous checkpoint intact.
+        so ``--resume`` continues where the run stopped. The episodes in flight (a step
+        rollout's slots stop mid-episode) cannot be saved through the env interface, so
+        such a save also ends them here: this agent's next rollout starts from a fresh
+        reset, as the loaded one's does, and training on from here equals loading the
+        checkpoint and training on. The directory is written aside and swapped in, so an
+        interrupted save leaves the previous checkpoint intact.
 
         With several processes every rank calls ``save``: the ranks' random states are
         gathered and rank 0 alone writes (the weights and optimiser states are the same
@@ -55,6 +60,8 @@ class CheckpointMixin:
         if training_state and self.dist.enabled:
             rank_states = self.dist.all_gather(self._rank_state())
         self.dist.main_first(lambda: self._write(Path(path), training_state, rank_states))
+        if training_state:
+            self._end_episodes_in_flight()
 
     def _rank_state(self) -> dict[str, Any]:
         """What differs between ranks: their random states (numpy draws the minibatches)."""
@@ -108,6 +115,9 @@ class CheckpointMixin:
                 "optimizers": optim_json,
                 "numpy_rng": self.rng.bit_generator.state,
                 "log_rows": self.logger.rows,
+                # the rollout/ep_*_mean window of the progress bar and log
+                "recent_returns": list(self._recent_returns),
+                "recent_lengths": [int(n) for n in self._recent_lengths],
             }
             if self.schedule is not None:
                 config["training_state"]["schedule"] = self.schedule.state()
@@ -230,6 +240,8 @@ class CheckpointMixin:
         self.sample_generator.set_state(tensors["rng/sample"])
         self.rng.bit_generator.state = state["numpy_rng"]
         self.logger.rows = list(state["log_rows"]) + self.logger.rows
+        self._recent_returns.extend(state.get("recent_returns", []))
+        self._recent_lengths.extend(state.get("recent_lengths", []))
         if self.schedule is not None and isinstance(state.get("schedule"), dict):
             self.schedule.load_state(state["schedule"])
         if self.schedule_rng is not self.rng and isinstance(state.get("schedule_rng"), dict):
@@ -356,6 +368,13 @@ def _validate_config(path: Path, config: dict, settings_class: type) -> None:
             state.get("log_rows"), list
         ):
             raise bad("'training_state' lacks its numpy_rng or log_rows")
+        for key in ("recent_returns", "recent_lengths"):
+            values = state.get(key, [])
+            if not isinstance(values, list) or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                for v in values
+            ):
+                raise bad(f"'training_state.{key}' is not a list of finite numbers")
         ranks = state.get("ranks", [])
         if not isinstance(ranks, list) or not all(
             isinstance(r, dict) and isinstance(r.get("numpy_rng"), dict) for r in ranks

@@ -452,9 +452,7 @@ class OnPolicyAlgorithm(CheckpointMixin):
         obs, _ = env.reset(options={"index": np.repeat(examples, g)})
         buf.reset()
         self.rollout_encoding = None
-        self._obs = None  # the next plain rollout (if any) starts from a fresh reset
-        self._ep_returns[:] = 0.0
-        self._ep_lengths[:] = 0
+        self._end_episodes_in_flight()  # the next plain rollout (if any) resets afresh
         leaders = np.arange(0, n, g)
         ctx_of_group = buf.add_contexts(obs, leaders)  # (n_groups,)
         ctx_ids = np.repeat(ctx_of_group, g)  # (N,)
@@ -573,6 +571,13 @@ class OnPolicyAlgorithm(CheckpointMixin):
         if s.off_path_weight != 1.0:
             on = on_path(buf.rewards, buf.terminated | buf.truncated)
             buf.advantages[:] = np.where(on, buf.advantages, s.off_path_weight * buf.advantages)
+
+    def _end_episodes_in_flight(self) -> None:
+        """Drop the unfinished episodes: the next step rollout starts from a fresh reset
+        (seeded by the step count). Their steps so far were trained on as cut episodes."""
+        self._obs = None
+        self._ep_returns[:] = 0.0
+        self._ep_lengths[:] = 0
 
     def _track_episodes(
         self, rewards: np.ndarray, done: np.ndarray, playing: np.ndarray | None = None

@@ -237,6 +237,35 @@ def test_resume_continues_to_the_requested_step_count(tmp_path):
     assert resumed.num_timesteps == 128 and len(resumed.logger.rows) == 2
 
 
+STEP_ROLLOUTS = {
+    PPO: dict(group_size=1, distinct_actions=False, objective="surrogate"),
+    REINFORCE: dict(episode_rollouts=False, reward_objective="expected", off_path_weight=1.0),
+    TRPO: {},
+}
+
+
+@pytest.mark.parametrize("cls", [PPO, REINFORCE, TRPO], ids=lambda c: c.name)
+def test_training_on_after_a_checkpoint_equals_resuming_it(cls, tmp_path):
+    """Step rollouts stop mid-episode; a checkpoint cannot hold the episodes in flight,
+    so saving one ends them: the run goes on exactly as a resume from it does (weights,
+    logged rows), which is what makes a killed ``textgym train`` finish as if unkilled."""
+    model = small_agent(cls, "TextNER-v0", **STEP_ROLLOUTS[cls])
+    model.learn(64, progress_bar=False)
+    assert model._obs is not None  # slots are mid-episode, as a step rollout leaves them
+    model.save(tmp_path / "ckpt", training_state=True)
+    resumed = cls.load(tmp_path / "ckpt", device="cpu")
+    for agent in (model, resumed):
+        agent.learn(128, progress_bar=False, reset_num_timesteps=False)
+    assert resumed.num_timesteps == model.num_timesteps == 192
+    for p, q in zip(model.policy.parameters(), resumed.policy.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+    def untimed(rows):
+        return [{k: v for k, v in r.items() if not k.startswith("time/fps")} for r in rows]
+
+    assert untimed(resumed.logger.rows) == untimed(model.logger.rows)
+
+
 def test_reinforce_critic_passes_fit_the_value_head_and_resume(tmp_path):
     model = small_agent(REINFORCE, "TextNER-v0", n_critic_updates=3, gamma=0.0, gae_lambda=0.0)
     value = [p.clone() for p in model.policy.value_parameters()]
