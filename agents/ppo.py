@@ -11,19 +11,15 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Categorical
 
-from textgym.errors import TextgymError
-
 from .common.buffers import Minibatch
 from .common.checkpoints import register_algorithm
-from .common.group import group_loglik_extras, observed_reward_nll
+from .common.group import check_objective, group_loglik_extras, observed_reward_nll
 from .common.on_policy import (
     OnPolicyAlgorithm,
     OnPolicySettings,
     explained_variance,
     normalize,
 )
-
-OBJECTIVES = ("surrogate", "loglik")
 
 
 @dataclass
@@ -80,7 +76,7 @@ class PPO(OnPolicyAlgorithm):
     settings_class = PPOSettings
 
     def _setup(self) -> None:
-        self._check_objective()
+        check_objective(self.name, self.settings)
         super()._setup()
         self.reference = None
         if self.settings.kl_coef > 0:
@@ -96,18 +92,6 @@ class PPO(OnPolicyAlgorithm):
 
     def _keeps_rollout_log_probs(self) -> bool:
         return self.settings.objective == "loglik"
-
-    def _check_objective(self) -> None:
-        s = self.settings
-        if s.objective not in OBJECTIVES:
-            raise TextgymError(
-                f"{self.name} objective must be one of {OBJECTIVES}, not {s.objective!r}"
-            )
-        if s.objective == "loglik" and s.group_size < 2:
-            raise TextgymError(
-                f"{self.name} objective='loglik' learns what a group observed: it needs "
-                f"group_size >= 2, not {s.group_size}"
-            )
 
     def _compute_advantages(self) -> None:
         super()._compute_advantages()

@@ -10,6 +10,11 @@ the policy unchanged.
 The Fisher step is why TRPO learns NER where plain policy gradient collapses: for a
 softmax head it undoes the ``pi(a)`` weighting that makes the vanilla gradient vanish on
 the tags the policy gets wrong.
+
+With ``objective="loglik"`` (group rollouts, deterministic per-step 0/1 rewards) the
+objective is RLOO's log-likelihood of what each group observed instead of the
+advantages' surrogate: the same natural step and line search, on an objective whose
+gradient does not vanish where the policy is wrong.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from torch.nn.utils import parameters_to_vector
 
 from .common.buffers import Minibatch
 from .common.checkpoints import register_algorithm
+from .common.group import check_objective, group_loglik_extras, observed_reward_nll
 from .common.on_policy import (
     OnPolicyAlgorithm,
     OnPolicySettings,
@@ -57,6 +63,12 @@ class TRPOSettings(OnPolicySettings):
     """Passes of critic regression over each rollout."""
     fisher_subsample: int = 1
     """Use every k-th step of the minibatch for Fisher-vector products (1: all)."""
+    objective: str = "surrogate"
+    """``"surrogate"``: the importance-weighted advantages. ``"loglik"``: on group
+    rollouts with deterministic per-step 0/1 rewards that are 1 for exactly one action,
+    the log-likelihood of the rewards each member's group observed at the step, weighted
+    by ``off_path_weight`` (PPO's ``objective="loglik"`` without its clip: the trust
+    region bounds the step). The advantages are unused."""
 
 
 @register_algorithm
@@ -67,9 +79,29 @@ class TRPO(OnPolicyAlgorithm):
     settings_class = TRPOSettings
 
     def _setup(self) -> None:
+        check_objective(self.name, self.settings)
         self.optimizer = torch.optim.Adam(
             self.policy.value_parameters(), lr=self.settings.learning_rate
         )
+
+    def _compute_advantages(self) -> None:
+        super()._compute_advantages()
+        s = self.settings
+        if s.objective == "loglik":
+            self.buffer.extras = group_loglik_extras(
+                self.buffer, s.group_size, s.off_path_weight, f"{self.name} objective='loglik'"
+            )
+
+    def _surrogate(self, mb: Minibatch, dist: Categorical) -> torch.Tensor:
+        """What a step raises: the advantages' surrogate or the observed rewards'
+        weighted log-likelihood (see :class:`TRPOSettings`)."""
+        s = self.settings
+        if s.objective == "loglik":
+            x = mb.extras
+            nll = observed_reward_nll(dist.logits, x["tried"], x["scored"], x["use"].bool())
+            return -(x["weight"] * nll).sum() / x["weight"].sum().clamp(min=1e-6)
+        adv = normalize(mb.advantages) if s.normalize_advantage else mb.advantages
+        return (adv * (dist.log_prob(mb.actions) - mb.old_log_probs).exp()).mean()
 
     def _dist(self, mb: Minibatch) -> tuple[Categorical, torch.Tensor]:
         logits, values = self.policy.heads(
@@ -81,9 +113,7 @@ class TRPO(OnPolicyAlgorithm):
         s = self.settings
         params = self.policy.policy_parameters()
         dist, _ = self._dist(mb)
-        adv = normalize(mb.advantages) if s.normalize_advantage else mb.advantages
-        log_prob = dist.log_prob(mb.actions)
-        surrogate = (adv * (log_prob - mb.old_log_probs).exp()).mean()
+        surrogate = self._surrogate(mb, dist)
         entropy = dist.entropy().mean()
         objective = surrogate + s.ent_coef * entropy
         sub = slice(None, None, s.fisher_subsample)
@@ -109,8 +139,7 @@ class TRPO(OnPolicyAlgorithm):
 
         def evaluate() -> tuple[float, float]:
             new, _ = self._dist(mb)
-            new_obj = (adv * (new.log_prob(mb.actions) - mb.old_log_probs).exp()).mean()
-            new_obj = new_obj + s.ent_coef * new.entropy().mean()
+            new_obj = self._surrogate(mb, new) + s.ent_coef * new.entropy().mean()
             values = (new_obj.item() - base, kl_divergence(old_dist, new).mean().item())
             return self.dist.mean_floats(values, n)
 

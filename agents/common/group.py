@@ -306,6 +306,24 @@ def state_weights(
     return np.where(valid, w, 0.0).astype(np.float32)
 
 
+#: The objectives of PPO and TRPO (``objective``): the advantages' surrogate, or the
+#: log-likelihood of what each group observed (:func:`observed_reward_nll`).
+OBJECTIVES = ("surrogate", "loglik")
+
+
+def check_objective(agent: str, settings: Any) -> None:
+    """Refuse an unknown ``settings.objective``, or ``"loglik"`` without groups."""
+    if settings.objective not in OBJECTIVES:
+        raise TextgymError(
+            f"{agent} objective must be one of {OBJECTIVES}, not {settings.objective!r}"
+        )
+    if settings.objective == "loglik" and settings.group_size < 2:
+        raise TextgymError(
+            f"{agent} objective='loglik' learns what a group observed: it needs "
+            f"group_size >= 2, not {settings.group_size}"
+        )
+
+
 def group_loglik_extras(
     buf: Any, group_size: int, off_path_weight: float, setting: str, hint: str = ""
 ) -> dict[str, np.ndarray]:

@@ -451,14 +451,44 @@ def test_ppo_loglik_keeps_the_rollout_likelihood_of_what_each_group_observed():
     assert extras["old_nll"][~buf.valid].sum() == 0
 
 
+def test_trpo_loglik_step_raises_the_observed_likelihood_within_the_trust_region():
+    model = group_agent(
+        TRPO, "TextNER-v0", objective="loglik", distinct_actions=True, off_path_weight=0.0,
+        n_critic_updates=0, batch_size=4096, max_kl=0.01, ent_coef=0.0,
+    )  # fmt: skip
+    model.collect_rollouts()
+    model._compute_advantages()
+    buf = model.buffer
+    mb = buf.get(np.flatnonzero(buf.valid.reshape(-1)), "cpu")
+    x = mb.extras
+
+    def scored() -> tuple[torch.Tensor, torch.distributions.Categorical]:
+        with torch.no_grad():
+            _, _, _, dist = model.policy.evaluate_actions(
+                mb.contexts, mb.ctx_index, mb.obs, mb.actions, mb.action_masks
+            )
+        nll = observed_reward_nll(dist.logits, x["tried"], x["scored"], x["use"].bool())
+        return (x["weight"] * nll).sum() / x["weight"].sum(), dist
+
+    before, old = scored()
+    logs = model.train()
+    after, new = scored()
+    assert logs["train/line_search_success"] == 1.0
+    assert after < before
+    kl = torch.distributions.kl_divergence(old, new).mean()
+    assert 0 < kl <= 0.01 * 1.001
+
+
 @pytest.mark.parametrize(
     "cls, extra, message",
     [
         (PPO, {"objective": "loglik", "group_size": 1}, "needs group_size >= 2"),
         (PPO, {"objective": "ce"}, "ppo objective must be one of"),
+        (TRPO, {"objective": "loglik", "group_size": 1}, "needs group_size >= 2"),
+        (TRPO, {"objective": "ce"}, "trpo objective must be one of"),
         (GRPO, {"objective": "loglik"}, "grpo's objective is the clipped surrogate"),
     ],
-    ids=["ppo-without-groups", "ppo-unknown", "grpo"],
+    ids=["ppo-without-groups", "ppo-unknown", "trpo-without-groups", "trpo-unknown", "grpo"],
 )
 def test_ppo_objective_refusals_name_the_setting(cls, extra, message):
     with pytest.raises(TextgymError, match=message):
