@@ -113,6 +113,20 @@ Measured (``--threads 1``, 3-minute budgets, whole CoNLL test split, 2-core CPU,
 - ``--skip ner --agents rloo grpo --sum-minutes 3``: bbc-news accuracy RLOO 0.9795, GRPO
   0.9754; headlines ROUGE-L RLOO 0.2180 (11.8k steps), GRPO 0.2090, lead-8 0.2090, best
   span 0.5102.
+- 2026-12-02 evening, ``--minutes 4 --skip cls sum --threads 1``, CoNLL, two such runs
+  (or a ``textgym train`` run) at a time, one per core. PPO's NER defaults: **0.8074
+  after 58k words, supervised 0.8491 after 207k: 0.951x** (supervised at 58k words:
+  0.491); at lr 3e-4 0.7522 (0.895x). REINFORCE's defaults: 0.7628 after 132k words,
+  supervised 0.8187 after 215k: **0.932x** (supervised at 132k words: 0.815). TRPO on PPO's groups with the log-likelihood objective
+  (``objective="loglik"``, no critic, 3 CG iterations, every 2nd step's Fisher, 512-step
+  minibatches; TRPO's NER defaults now): 0.5455 after 7.4k words at KL 0.01 (the
+  default), supervised 0.8374: 0.651x; 0.6230 after 6.4k words at 0.03 (0.739x of
+  0.8433); at 0.05 0.5223 (5.0k words); with 1024-step minibatches, KL 0.02, 5 CG
+  iterations and every 4th step's Fisher 0.5979 (6.8k words); 256-step minibatches and
+  the whole Fisher 0.5097 (3.1k words); every 4th / 8th *sentence's* Fisher (fewer
+  contexts differentiated twice) 0.2156 / 0.3468. Supervised had 0.000 at each of
+  these word counts. GRPO with PPO's 2 epochs of 2 minibatches and
+  ``off_path_weight=0``: 0.5850 after 53k words vs 0.8433 (0.694x).
 - Earlier (6-minute budgets, 41 min): supervised 0.820; PPO 0.506; TRPO 0.264;
   REINFORCE 0.074; bbc-news accuracy PPO 0.971, REINFORCE 0.955, TRPO 0.971; headlines
   ROUGE-L PPO 0.2184 vs lead-8 0.2090.
