@@ -47,7 +47,7 @@ import gymnasium as gym
 
 from textgym.corpora.records import SPLIT_ALIASES
 from textgym.errors import TextgymError
-from textgym.io import lock_dir
+from textgym.io import lock_dir, remove_atomic_leftovers
 
 from .common import distributed
 from .common.checkpoints import ALGORITHMS
@@ -496,6 +496,7 @@ def _train_rank(args: argparse.Namespace, started: float) -> int:
             stack.enter_context(lock_dir(out))
             for name in ("checkpoint", "model"):  # a killed writer's partial save
                 shutil.rmtree(out / f"{name}.tmp", ignore_errors=True)
+            remove_atomic_leftovers(out)  # ... and its half-written progress.csv, summary
             return _claim_run(args, out, group.world_size)
 
         try:

@@ -59,6 +59,19 @@ def copy_run(src: Path, tmp_path: Path) -> Path:
     return dst
 
 
+def test_resume_removes_what_a_killed_atomic_write_left(finished, tmp_path):
+    """A run killed while replacing progress.csv leaves its ``.progress.csv.*.tmp``
+    beside the intact file; the run that takes the directory over deletes it."""
+    out = copy_run(finished, tmp_path)
+    (out / "model").rename(out / "model.gone")  # as if killed before the final save
+    (out / "summary.json").unlink()
+    leftover = out / ".progress.csv.k1ll3d0x.tmp"
+    leftover.write_text("time/total_timesteps\n1")
+    assert train(out, "--resume", timesteps=96) == 0
+    assert not leftover.exists() and not list(out.glob(".*.tmp"))
+    assert steps(out, "model") == 96
+
+
 # ----- 1. a finished run is never overwritten silently ------------------------------------
 
 

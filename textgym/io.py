@@ -66,6 +66,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     fsync_dir(path.parent)
 
 
+def remove_atomic_leftovers(directory: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files a killed :func:`atomic_path` writer left in
+    ``directory`` (``.NAME.XXXXXXXX.tmp``; the files they were replacing are intact).
+    Call it only while holding the directory's :func:`lock_dir`: a live writer's
+    temporary file would go too. Returns what was deleted."""
+    removed = []
+    for path in Path(directory).glob(".*.tmp"):
+        if path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path``: tmp file in the same directory + fsync + ``os.replace``."""
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
