@@ -57,6 +57,19 @@ def test_utf16_and_utf32_files_with_a_bom_are_decoded(tmp_path, encoding):
     ]
 
 
+@pytest.mark.parametrize("eol", ["\n", "\r\n"])
+def test_utf16_file_whose_first_word_is_nul_is_not_read_as_utf32(tmp_path, eol):
+    """UTF-16's little-endian mark before a U+0000 is UTF-32's mark, byte for byte
+    (``FF FE 00 00``); found by the fuzzer (a CoNLL word '\x00'), it read as garbage."""
+    from textgym.corpora.textio import decode
+
+    text = f"\x00 O{eol}Paris B-LOC{eol}"
+    data = text.encode("utf-16")
+    assert data.startswith(b"\xff\xfe\x00\x00")
+    assert decode(data) == text
+    assert decode(text.encode("utf-32")) == text  # a real UTF-32 file still is one
+
+
 # ----- corpora: JSON that escaped as RecursionError/ValueError or broke the tokenizer ------
 
 

@@ -92,6 +92,13 @@ def decode(data: bytes, encoding: str | None = None, path: str | None = None) ->
             raise _bad_byte(data, err, encoding, path) from None
     for bom, detected in _BOMS:
         if data.startswith(bom):
+            if bom == codecs.BOM_UTF32_LE:
+                # also UTF-16's little-endian mark before a U+0000: whichever decodes
+                for codec in ("utf-32", "utf-16"):
+                    try:
+                        return data.decode(codec)
+                    except UnicodeDecodeError:
+                        pass
             # The mark is strong evidence: a cut last character becomes U+FFFD.
             return data.decode(detected, "replace")
     try:
