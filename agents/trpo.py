@@ -137,11 +137,15 @@ class TRPO(OnPolicyAlgorithm):
         full_step = torch.sqrt(2 * s.max_kl / shs) * direction
         base = objective.item()
 
+        tried: list[float] = []  # the KL of each step size the line search evaluates
+
         def evaluate() -> tuple[float, float]:
             new, _ = self._dist(mb)
             new_obj = self._surrogate(mb, new) + s.ent_coef * new.entropy().mean()
             values = (new_obj.item() - base, kl_divergence(old_dist, new).mean().item())
-            return self.dist.mean_floats(values, n)
+            improvement, kl = self.dist.mean_floats(values, n)
+            tried.append(kl)
+            return improvement, kl
 
         before = parameters_to_vector(params).detach()
         fraction = backtracking_line_search(
@@ -152,9 +156,9 @@ class TRPO(OnPolicyAlgorithm):
             s.line_search_max_iter,
             s.line_search_shrinking_factor,
         )
-        with torch.no_grad():
-            new, _ = self._dist(mb)
-            (approx_kl,) = self.dist.mean_floats([kl_divergence(old_dist, new).mean().item()], n)
+        # the accepted step size was the last one evaluated; none accepted: the parameters
+        # are the old ones again (no forward pass to measure either)
+        approx_kl = tried[-1] if fraction > 0 else 0.0
         return {
             "policy_loss": -surrogate.item(),
             "entropy": entropy.item(),

@@ -477,6 +477,8 @@ def test_trpo_loglik_step_raises_the_observed_likelihood_within_the_trust_region
     assert after < before
     kl = torch.distributions.kl_divergence(old, new).mean()
     assert 0 < kl <= 0.01 * 1.001
+    # one minibatch: the logged KL is the accepted step's (the line search measured it)
+    assert logs["train/approx_kl"] == pytest.approx(kl.item(), rel=1e-4)
 
 
 @pytest.mark.parametrize(
