@@ -127,6 +127,14 @@ Measured (``--threads 1``, 3-minute budgets, whole CoNLL test split, 2-core CPU,
   contexts differentiated twice) 0.2156 / 0.3468. Supervised had 0.000 at each of
   these word counts. GRPO with PPO's 2 epochs of 2 minibatches and
   ``off_path_weight=0``: 0.5850 after 53k words vs 0.8433 (0.694x).
+- 2026-12-03, ``--minutes 4 --agents rloo --skip cls sum --threads 1 --ner-hparams
+  '{"rloo": {"n_envs": 128, "learning_rate": 3e-4, "off_path_weight": 1.0}}'`` (RLOO's
+  rate falling to 0 over the 4 minutes, its ``anneal_lr`` default; a ``textgym train``
+  run on the other core): **RLOO 0.8081 after 184k words, supervised 0.8566 after 252k:
+  0.943x** (supervised at 184k words: 0.8392). REINFORCE's and GRPO's NER defaults now
+  anneal too (tuned on WNUT-16, where they then leave all-``O``: README); their CoNLL
+  figures above are at a constant rate: pass ``{"anneal_lr": false}`` (and GRPO's
+  ``"n_envs": 128``) in ``--ner-hparams`` to repeat them.
 - Earlier (6-minute budgets, 41 min): supervised 0.820; PPO 0.506; TRPO 0.264;
   REINFORCE 0.074; bbc-news accuracy PPO 0.971, REINFORCE 0.955, TRPO 0.971; headlines
   ROUGE-L PPO 0.2184 vs lead-8 0.2090.
