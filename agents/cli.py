@@ -329,7 +329,10 @@ def _refuse_changes(
                 "the run's, use another --out, or pass --overwrite to start again"
             )
     done = config.get("num_timesteps", 0)
-    if isinstance(done, int) and args.timesteps < done:
+    # a run's last whole rollout ends past its budget: killed after its last checkpoint and
+    # before its summary, it is resumed with that same budget and only finishes
+    reached = config.get("target_timesteps") == args.timesteps
+    if isinstance(done, int) and args.timesteps < done and not reached:
         raise TextgymError(
             f"--resume: {checkpoint} has already trained {done} steps, more than "
             f"--timesteps {args.timesteps}; give --timesteps >= {done} (a longer run extends it)"

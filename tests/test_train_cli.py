@@ -143,6 +143,28 @@ def test_resume_extends_a_run_with_the_same_or_omitted_settings(finished, tmp_pa
     assert "already trained 128 steps" in one_line_error(capsys)
 
 
+def test_resume_finishes_a_run_whose_last_rollout_ended_past_its_budget(tmp_path, capsys):
+    """Whole rollouts end past the budget (32-step rollouts, 80 asked: 96 done). A run
+    killed after its last checkpoint and before its summary is resumed with its own
+    budget (as ``textgym bench`` does) and only finishes: no more training, the summary."""
+    out = tmp_path / "run"
+    assert train(out, timesteps=80) == 0
+    assert steps(out) == 96
+    first = json.loads((out / "summary.json").read_text())
+    shutil.rmtree(out / "model")  # as if killed before the final save
+    (out / "summary.json").unlink()
+    assert train(out, "--resume", timesteps=80) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["total_env_steps"] == 96 and summary["timesteps"] == 80
+    assert summary["test_metrics"] == first["test_metrics"]
+    assert steps(out, "model") == 96
+    capsys.readouterr()
+    # another budget below what is done is still refused
+    (out / "summary.json").unlink()
+    assert train(out, "--resume", timesteps=70) == 2
+    assert "already trained 96 steps" in one_line_error(capsys)
+
+
 # ----- 3. one writer per run directory ------------------------------------------------------
 
 

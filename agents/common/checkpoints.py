@@ -93,6 +93,7 @@ class CheckpointMixin:
             "num_timesteps": self.num_timesteps,
             "num_episodes": self.num_episodes,
             "num_updates": self.num_updates,
+            "target_timesteps": self.target_timesteps,
             "wall_time": self.wall_time,
             "eval_history": self.eval_history,
             "world_size": self.dist.world_size,
@@ -218,6 +219,7 @@ class CheckpointMixin:
         model.num_timesteps = config["num_timesteps"]
         model.num_episodes = config["num_episodes"]
         model.num_updates = config["num_updates"]
+        model.target_timesteps = config.get("target_timesteps")
         model.wall_time = float(config.get("wall_time", 0.0))
         model.eval_history = list(config["eval_history"])
         for name, module in model._frozen_modules().items():
@@ -335,6 +337,8 @@ def _validate_config(path: Path, config: dict, settings_class: type) -> None:
     for key in ("num_timesteps", "num_episodes", "num_updates", "seed"):
         if not _is_count(config.get(key)):
             raise bad(f"{key!r} is not a non-negative integer")
+    if config.get("target_timesteps") is not None and not _is_count(config["target_timesteps"]):
+        raise bad("'target_timesteps' is not a non-negative integer")
     if "wall_time" in config and not _TYPES["float"](config["wall_time"]):
         raise bad("'wall_time' is not a number")
     if "world_size" in config and not (_is_count(config["world_size"]) and config["world_size"]):

@@ -260,6 +260,9 @@ class OnPolicyAlgorithm(RolloutMixin, CheckpointMixin):
         self.num_timesteps = 0
         self.num_episodes = 0
         self.num_updates = 0
+        # the step count the last learn() ran to; whole rollouts can end past it, and
+        # --resume of a run that reached it (killed before its summary) only finishes it
+        self.target_timesteps: int | None = None
         self.wall_time = 0.0  # seconds spent in learn(), over resumed runs too
         self.eval_history: list[dict[str, float]] = []
         self.logger = Logger(log_dir if self.dist.is_main else None)  # rank 0 writes
@@ -402,6 +405,7 @@ class OnPolicyAlgorithm(RolloutMixin, CheckpointMixin):
             self.num_timesteps = 0
             self._obs = None
         target = self.num_timesteps + total_timesteps
+        self.target_timesteps = target
         if self.dist.enabled:
             self.dist.check_same(
                 "agent, settings, seed or step count",
