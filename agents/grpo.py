@@ -17,6 +17,19 @@ advantage is dropped: probes are tried because the policy ranked them low, and p
 each one down raises every other logit in proportion to its probability, which on NER
 pushes "O" up at every word without end (measured: all-"O" with the tiny encoder on a
 CoNLL subset, F1 0.41 with probes' negative advantages dropped).
+
+Two objectives (``objective``):
+
+- ``"surrogate"``: each member's clipped surrogate of its own action's advantage, in its
+  own state.
+- ``"group"``: for deterministic per-step rewards (NER's token reward, classification),
+  every member's state takes the clipped surrogate of *every* action its group tried at
+  the step, each with that action's group-normalised advantage: a tag's reward is the
+  same whichever member tried it, so what one member found holds in another's state.
+  With ``off_path_weight`` 0 only the state after the right previous action learns
+  (:func:`~.common.group.state_weights`), as RLOO's and PPO's ``"loglik"`` objective
+  does; where no member found the right action, every advantage is 0 (GRPO's nature:
+  a group that all scored alike teaches nothing).
 """
 
 from __future__ import annotations
@@ -24,11 +37,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+from torch.distributions import Categorical
 
 from textgym.errors import TextgymError
 
+from .common.buffers import Minibatch
 from .common.checkpoints import register_algorithm
-from .common.group import check_group_settings, group_normalized, group_scores, on_path
+from .common.group import (
+    check_group_settings,
+    group_loglik_extras,
+    group_normalized,
+    group_scores,
+    group_view,
+    on_path,
+    per_member,
+)
 from .ppo import PPO, PPOSettings
 
 
@@ -49,6 +73,10 @@ class GRPOSettings(PPOSettings):
     """The advantages are standardised within groups already."""
     n_epochs: int = 1
     """Passes over each rollout."""
+    objective: str = "surrogate"
+    """``"surrogate"``: each member's own action in its own state; ``"group"``: every
+    action the group tried, in each member's state (deterministic per-step rewards, see
+    the module docstring)."""
 
 
 @register_algorithm
@@ -57,16 +85,26 @@ class GRPO(PPO):
 
     name = "grpo"
     settings_class = GRPOSettings
+    objectives = ("surrogate", "group")
 
     def _setup(self) -> None:
-        if self.settings.objective != "surrogate":
+        s = self.settings
+        if s.objective == "loglik":
             raise TextgymError(
                 "grpo's objective is the clipped surrogate of its group-normalised "
-                f"advantages, not {self.settings.objective!r} (objective='loglik' is ppo's "
-                "and rloo's)"
+                "advantages ('surrogate' or 'group'), not 'loglik' (that is ppo's and rloo's)"
             )
-        check_group_settings("grpo", self.settings)
+        check_group_settings("grpo", s)
+        if s.objective == "group" and (s.baseline != "step" or s.gamma != 0.0):
+            raise TextgymError(
+                "grpo objective='group' compares each step's own reward (an action's "
+                "reward must not depend on the member that tried it): it needs "
+                f"baseline='step' and gamma=0, not baseline={s.baseline!r}, gamma={s.gamma}"
+            )
         super()._setup()
+
+    def _keeps_rollout_log_probs(self) -> bool:
+        return self.settings.objective == "group"
 
     def _compute_advantages(self) -> None:
         """Group-normalised advantages instead of GAE; returns are the compared scores."""
@@ -81,7 +119,43 @@ class GRPO(PPO):
             # probability); only what a probe found better counts
             probe = (np.arange(buf.num_envs) % s.group_size) > 0
             adv = np.where(probe[None, :], np.maximum(adv, 0.0), adv)
-        if s.off_path_weight != 1.0:
+        if s.objective == "group":
+            self._group_extras(adv)
+        elif s.off_path_weight != 1.0:
             adv = np.where(on_path(buf.rewards), adv, s.off_path_weight * adv)
         buf.advantages[:] = adv
         buf.returns[:] = np.where(buf.valid, scores, 0.0)
+
+    def _group_extras(self, adv: np.ndarray) -> None:
+        """What ``objective="group"`` learns at each member's step: the group's tried
+        actions, their advantages ``adv`` (``(T, N)``, each member's own), the rollout
+        policy's log-probability of each in the member's state, and the state's weight."""
+        s, buf = self.settings, self.buffer
+        extras = group_loglik_extras(
+            buf,
+            s.group_size,
+            s.off_path_weight,
+            "grpo objective='group'",
+            ": use objective='surrogate' for this env",
+        )
+        tried_adv = per_member(group_view(np.where(buf.valid, adv, 0.0), s.group_size))
+        t, n, g = extras["tried"].shape
+        old = np.take_along_axis(self.rollout_log_probs.reshape(t, n, -1), extras["tried"], axis=2)
+        extras["tried_adv"] = np.where(extras["use"], tried_adv, 0.0).astype(np.float32)
+        extras["old_log_prob"] = np.where(extras["use"], old, 0.0).astype(np.float32)
+        buf.extras = extras
+
+    def _policy_loss(
+        self, mb: Minibatch, log_ratio: torch.Tensor, dist: Categorical
+    ) -> torch.Tensor:
+        s = self.settings
+        if s.objective != "group":
+            return super()._policy_loss(mb, log_ratio, dist)
+        x = mb.extras
+        use = x["use"].bool()
+        log_p = torch.log_softmax(dist.logits, -1).gather(1, x["tried"].long())  # (B, G)
+        ratio = (log_p.masked_fill(~use, 0.0) - x["old_log_prob"]).exp()
+        adv = x["tried_adv"]
+        surrogate = torch.min(adv * ratio, adv * ratio.clamp(1 - s.clip_range, 1 + s.clip_range))
+        gain = (surrogate * use).sum(-1)
+        return -(x["weight"] * gain).sum() / x["weight"].sum().clamp(min=1e-6)

@@ -13,7 +13,12 @@ from torch.distributions import Categorical
 
 from .common.buffers import Minibatch
 from .common.checkpoints import register_algorithm
-from .common.group import check_objective, group_loglik_extras, observed_reward_nll
+from .common.group import (
+    OBJECTIVES,
+    check_objective,
+    group_loglik_extras,
+    observed_reward_nll,
+)
 from .common.on_policy import (
     OnPolicyAlgorithm,
     OnPolicySettings,
@@ -74,9 +79,10 @@ class PPO(OnPolicyAlgorithm):
 
     name = "ppo"
     settings_class = PPOSettings
+    objectives = OBJECTIVES
 
     def _setup(self) -> None:
-        check_objective(self.name, self.settings)
+        check_objective(self.name, self.settings, self.objectives)
         super()._setup()
         self.reference = None
         if self.settings.kl_coef > 0:

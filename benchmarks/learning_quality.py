@@ -139,6 +139,13 @@ Measured (``--threads 1``, 3-minute budgets, whole CoNLL test split, 2-core CPU,
   bbc-news test accuracy RLOO 0.9795, GRPO 0.9754, PPO 0.9795, REINFORCE 0.9549, TRPO
   0.9549: every agent >= 0.95. (The README quick start, ``textgym train`` of PPO with
   its periodic checkpoints, each of which ends the episodes in flight: 0.9672.)
+- 2026-12-03, GRPO's ``objective="group"`` (every member's state takes the clipped
+  surrogate of every tag its group tried at the word), ``--minutes 4 --agents grpo
+  --skip cls sum --threads 1 --ner-hparams '{"grpo": {"n_envs": 128, "anneal_lr":
+  false, "objective": "group", "off_path_weight": OPW}}'``, two such runs at once (one
+  per core): **OPW 0: GRPO 0.7460 after 97k words, supervised 0.8188: 0.911x**; OPW 1
+  (every member's state alike): 0.6746 vs 0.8167, 0.826x. The surrogate objective
+  had 0.69-0.73x in such runs.
 - Earlier (6-minute budgets, 41 min): supervised 0.820; PPO 0.506; TRPO 0.264;
   REINFORCE 0.074; bbc-news accuracy PPO 0.971, REINFORCE 0.955, TRPO 0.971; headlines
   ROUGE-L PPO 0.2184 vs lead-8 0.2090.

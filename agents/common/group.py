@@ -211,11 +211,14 @@ def group_trials(
     for k in range(1, g):
         repeat[..., k] = ((a[..., :k] == a[..., k : k + 1]) & v[..., :k]).any(-1)
     use = v & ~repeat
+    return per_member(a), per_member(r), per_member(use)
 
-    def per_slot(x: np.ndarray) -> np.ndarray:
-        return np.repeat(x, g, axis=1).reshape(t, n, g)  # (T, N, G)
 
-    return per_slot(a), per_slot(r), per_slot(use)
+def per_member(x: np.ndarray) -> np.ndarray:
+    """``(T, n_groups, G)`` -> ``(T, N, G)``: every member of a group gets its group's row
+    (slot ``i`` at step ``t`` sees what all ``G`` members of its group had at ``t``)."""
+    t, n_groups, g = x.shape
+    return np.repeat(x, g, axis=1).reshape(t, n_groups * g, g)
 
 
 def observed_reward_nll(
@@ -311,16 +314,17 @@ def state_weights(
 OBJECTIVES = ("surrogate", "loglik")
 
 
-def check_objective(agent: str, settings: Any) -> None:
-    """Refuse an unknown ``settings.objective``, or ``"loglik"`` without groups."""
-    if settings.objective not in OBJECTIVES:
+def check_objective(agent: str, settings: Any, allowed: tuple[str, ...] = OBJECTIVES) -> None:
+    """Refuse an ``settings.objective`` not in ``allowed``, or one that learns what a
+    group observed (any but ``"surrogate"``) without groups."""
+    if settings.objective not in allowed:
         raise TextgymError(
-            f"{agent} objective must be one of {OBJECTIVES}, not {settings.objective!r}"
+            f"{agent} objective must be one of {allowed}, not {settings.objective!r}"
         )
-    if settings.objective == "loglik" and settings.group_size < 2:
+    if settings.objective != "surrogate" and settings.group_size < 2:
         raise TextgymError(
-            f"{agent} objective='loglik' learns what a group observed: it needs "
-            f"group_size >= 2, not {settings.group_size}"
+            f"{agent} objective={settings.objective!r} learns what a group observed: it "
+            f"needs group_size >= 2, not {settings.group_size}"
         )
 
 

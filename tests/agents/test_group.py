@@ -1,6 +1,8 @@
 """Group rollouts and the group agents (RLOO, GRPO): hand-checked math, encoder calls,
 save/load and resume. Learning is checked in test_learning.py."""
 
+from types import SimpleNamespace
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -17,6 +19,7 @@ from textgym.agents.common.group import (
     state_weights,
 )
 from textgym.agents.ppo import clipped_log_ratio
+from torch.distributions import Categorical
 
 import textgym  # noqa: F401
 from textgym.errors import TextgymError
@@ -391,6 +394,69 @@ def test_grpo_off_path_weight_scales_the_advantages_after_a_wrong_action():
     expected = np.where(first_or_right, plain, 0.25 * plain)
     np.testing.assert_allclose(buf.advantages, expected, atol=1e-6)
     assert (~first_or_right & buf.valid & (plain != 0)).any()  # something was scaled
+
+
+def test_grpo_group_objective_gives_each_member_every_action_its_group_tried():
+    model = group_agent(
+        GRPO, "TextNER-v0", seed=3, distinct_actions=True, gamma=0.0, objective="group"
+    )
+    model.collect_rollouts()
+    buf, x = model.buffer, model.buffer.extras
+    t, n, g = x["tried"].shape
+    assert (t, n, g) == (buf.n_steps, 8, 4)
+    for i in range(n):
+        members = slice(i // 4 * 4, i // 4 * 4 + 4)
+        use = x["use"][:, i]
+        np.testing.assert_array_equal(x["tried"][:, i][use], buf.actions[:, members][use])
+        # each tried action carries the advantage of the member that tried it
+        np.testing.assert_allclose(
+            x["tried_adv"][:, i][use], buf.advantages[:, members][use], atol=1e-6
+        )
+        # and the rollout policy's log-probability of it in member i's own state
+        old = np.take_along_axis(model.rollout_log_probs[:, i], x["tried"][:, i], axis=1)
+        np.testing.assert_allclose(x["old_log_prob"][:, i][use], old[use], atol=1e-6)
+    assert (x["tried_adv"][x["use"]] > 0).any()
+
+
+def test_grpo_group_loss_against_hand_computed_values():
+    model = group_agent(GRPO, "TextNER-v0", distinct_actions=True, gamma=0.0, objective="group")
+    logits = torch.zeros(2, 3, requires_grad=True)  # uniform over 3 actions in both states
+    third = float(np.log(1 / 3))
+    extras = {
+        "tried": torch.tensor([[0, 1, 2, 0], [0, 1, 2, 0]]),
+        "use": torch.tensor([[1, 1, 1, 0], [1, 1, 1, 0]]),
+        "tried_adv": torch.tensor([[1.5, -0.5, 0.0, 0.0], [1.5, -0.5, 0.0, 0.0]]),
+        # state 2: the rollout policy gave action 0 a sixth, so its ratio is 2 (> 1.2)
+        "old_log_prob": torch.tensor(
+            [[third] * 3 + [0.0], [float(np.log(1 / 6)), third, third, 0]]
+        ),
+        "weight": torch.tensor([1.0, 1.0]),
+    }
+    mb = SimpleNamespace(extras=extras)
+    loss = model._policy_loss(mb, torch.zeros(2), Categorical(logits=logits))
+    # state 1 at ratio 1: 1.5 - 0.5; state 2: action 0 clipped at 1.2 x 1.5, then -0.5
+    torch.testing.assert_close(loss, torch.tensor(-((1.5 - 0.5) + (1.2 * 1.5 - 0.5)) / 2))
+    loss.backward()
+    # state 1: -(1.5 (e_0 - pi) - 0.5 (e_1 - pi)) / 2 with pi = 1/3; state 2: action 0's
+    # term is clipped (no gradient), what remains is 0.5 (e_1 - pi) / 2
+    torch.testing.assert_close(
+        logits.grad,
+        torch.tensor([[-1.5 + 1 / 3, 0.5 + 1 / 3, 1 / 3], [-1 / 6, 1 / 3, -1 / 6]]) / 2,
+    )
+
+
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        ({"objective": "loglik"}, "not 'loglik'"),
+        ({"objective": "group", "gamma": 1.0}, "needs baseline='step' and gamma=0"),
+        ({"objective": "group", "gamma": 0.0, "baseline": "episode"}, "baseline='episode'"),
+        ({"objective": "nope"}, "objective must be one of"),
+    ],
+)
+def test_grpo_refuses_objectives_it_cannot_run(extra, match):
+    with pytest.raises(TextgymError, match=match):
+        group_agent(GRPO, "TextNER-v0", **extra)
 
 
 @pytest.mark.parametrize("cls", [RLOO, GRPO], ids=lambda c: c.name)

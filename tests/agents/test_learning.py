@@ -100,6 +100,7 @@ def test_ppo_classification_beats_the_majority_class():
 
 
 GROUP_NER = dict(n_envs=8, group_size=4, distinct_actions=True, learning_rate=1e-3)
+GRPO_GROUP = dict(gamma=0.0, n_epochs=1, batch_size=1024, objective="group", off_path_weight=0.0)
 # the group's log-likelihood in TRPO's natural steps, bounded by its trust region
 TRPO_LOGLIK = dict(
     objective="loglik", off_path_weight=0.0, n_critic_updates=0, batch_size=128, max_kl=0.02,
@@ -113,11 +114,13 @@ TRPO_LOGLIK = dict(
     [
         (RLOO, {"objective": "loglik"}),
         (GRPO, {"gamma": 0.0, "n_epochs": 1, "batch_size": 1024}),
+        # every tag the group tried, in the state after the right previous tag (NER default)
+        (GRPO, GRPO_GROUP),
         # the group's log-likelihood in PPO's clipped steps: 2 epochs of 2 minibatches
         (PPO, {"objective": "loglik", "off_path_weight": 0.0, "n_epochs": 2, "batch_size": 128}),
         (TRPO, TRPO_LOGLIK),
     ],
-    ids=["rloo", "grpo", "ppo-loglik", "trpo-loglik"],
+    ids=["rloo", "grpo", "grpo-group", "ppo-loglik", "trpo-loglik"],
 )
 def test_group_agents_learn_entities_not_all_o_on_a_small_ner_subset(cls, extra, tmp_path):
     kwargs = conll_subset(tmp_path)
