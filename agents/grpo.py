@@ -52,8 +52,9 @@ from .common.group import (
     group_view,
     on_path,
     per_member,
+    state_weighted_mean,
 )
-from .ppo import PPO, PPOSettings
+from .ppo import PPO, PPOSettings, clipped_surrogate
 
 
 @dataclass
@@ -155,7 +156,5 @@ class GRPO(PPO):
         use = x["use"].bool()
         log_p = torch.log_softmax(dist.logits, -1).gather(1, x["tried"].long())  # (B, G)
         ratio = (log_p.masked_fill(~use, 0.0) - x["old_log_prob"]).exp()
-        adv = x["tried_adv"]
-        surrogate = torch.min(adv * ratio, adv * ratio.clamp(1 - s.clip_range, 1 + s.clip_range))
-        gain = (surrogate * use).sum(-1)
-        return -(x["weight"] * gain).sum() / x["weight"].sum().clamp(min=1e-6)
+        gain = (clipped_surrogate(x["tried_adv"], ratio, s.clip_range) * use).sum(-1)
+        return -state_weighted_mean(gain, x["weight"])

@@ -18,6 +18,7 @@ from .common.group import (
     check_objective,
     group_loglik_extras,
     observed_reward_nll,
+    state_weighted_mean,
 )
 from .common.on_policy import (
     OnPolicyAlgorithm,
@@ -59,6 +60,12 @@ def clipped_log_ratio(log_ratio: torch.Tensor, clip_range: float) -> torch.Tenso
     rises (a positive advantage, a likelihood): no gradient once the ratio of new to old
     passes ``1 + clip_range``."""
     return log_ratio.clamp(max=math.log1p(clip_range))
+
+
+def clipped_surrogate(adv: torch.Tensor, ratio: torch.Tensor, clip_range: float) -> torch.Tensor:
+    """PPO's clipped surrogate per element: ``min(adv * ratio, adv * clip(ratio))``, the
+    ratio clipped to ``[1 - clip_range, 1 + clip_range]``."""
+    return torch.min(adv * ratio, adv * ratio.clamp(1 - clip_range, 1 + clip_range))
 
 
 def categorical_kl(p: Categorical, q: Categorical) -> torch.Tensor:
@@ -127,12 +134,9 @@ class PPO(OnPolicyAlgorithm):
             x = mb.extras
             nll = observed_reward_nll(dist.logits, x["tried"], x["scored"], x["use"].bool())
             gain = clipped_log_ratio(x["old_nll"] - nll, s.clip_range)
-            return -(x["weight"] * gain).sum() / x["weight"].sum().clamp(min=1e-6)
+            return -state_weighted_mean(gain, x["weight"])
         adv = normalize(mb.advantages) if s.normalize_advantage else mb.advantages
-        ratio = log_ratio.exp()
-        return torch.max(
-            -adv * ratio, -adv * ratio.clamp(1 - s.clip_range, 1 + s.clip_range)
-        ).mean()
+        return -clipped_surrogate(adv, log_ratio.exp(), s.clip_range).mean()
 
     def train(self) -> dict[str, float]:
         s, buf = self.settings, self.buffer

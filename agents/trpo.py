@@ -29,7 +29,12 @@ from torch.nn.utils import parameters_to_vector
 
 from .common.buffers import Minibatch
 from .common.checkpoints import register_algorithm
-from .common.group import check_objective, group_loglik_extras, observed_reward_nll
+from .common.group import (
+    check_objective,
+    group_loglik_extras,
+    observed_reward_nll,
+    state_weighted_mean,
+)
 from .common.on_policy import (
     OnPolicyAlgorithm,
     OnPolicySettings,
@@ -99,7 +104,7 @@ class TRPO(OnPolicyAlgorithm):
         if s.objective == "loglik":
             x = mb.extras
             nll = observed_reward_nll(dist.logits, x["tried"], x["scored"], x["use"].bool())
-            return -(x["weight"] * nll).sum() / x["weight"].sum().clamp(min=1e-6)
+            return -state_weighted_mean(nll, x["weight"])
         adv = normalize(mb.advantages) if s.normalize_advantage else mb.advantages
         return (adv * (dist.log_prob(mb.actions) - mb.old_log_probs).exp()).mean()
 
