@@ -19,13 +19,14 @@ gradient does not vanish where the policy is wrong.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.autograd import forward_ad
 from torch.distributions import Categorical, kl_divergence
 from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.nn.utils import parameters_to_vector
 
 from .common.buffers import Minibatch
 from .common.checkpoints import register_algorithm
@@ -42,6 +43,18 @@ from .common.on_policy import (
     normalize,
 )
 from .common.optim import backtracking_line_search, conjugate_gradient, fit_critic, flat_grad
+
+
+class _Call(torch.nn.Module):
+    """``fn()`` as the forward of a module holding ``policy``: what
+    ``torch.func.functional_call`` evaluates at other parameter values."""
+
+    def __init__(self, policy: torch.nn.Module, fn: Callable[[], torch.Tensor]) -> None:
+        super().__init__()
+        self.policy, self.fn = policy, fn
+
+    def forward(self) -> torch.Tensor:
+        return self.fn()
 
 
 @dataclass
@@ -67,7 +80,8 @@ class TRPOSettings(OnPolicySettings):
     n_critic_updates: int = 5
     """Passes of critic regression over each rollout."""
     fisher_subsample: int = 1
-    """Use every k-th step of the minibatch for Fisher-vector products (1: all)."""
+    """Estimate the Fisher from every k-th step of the minibatch (1: all). It saves no
+    time: each product runs the encoder over all of the minibatch's contexts."""
     objective: str = "surrogate"
     """``"surrogate"``: the importance-weighted advantages. ``"loglik"``: on group
     rollouts with deterministic per-step 0/1 rewards that are 1 for exactly one action,
@@ -114,6 +128,50 @@ class TRPO(OnPolicyAlgorithm):
         )
         return self.policy.distribution(logits, mb.action_masks), values
 
+    def _fisher_vector_product(
+        self, mb: Minibatch, dist: Categorical, params: list[torch.nn.Parameter], n_sub: int
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``v -> (F + damping I) v`` for the Fisher ``F`` of the policy on every
+        ``fisher_subsample``-th step of ``mb``: the Hessian of the mean KL(old || new) at
+        the current parameters.
+
+        For a categorical policy that Hessian is ``J^T diag(p) J`` (``J``: the Jacobian of
+        the log-probabilities, ``p``: the probabilities), so each product is one
+        forward-mode Jacobian-vector product (dual parameters through
+        ``torch.func.functional_call``) and one backward through the graph of ``dist``,
+        which the gradient already built. Differentiating the KL's gradient a second
+        time, as TRPO implementations usually do, gives the same vector at about the same
+        cost per product, plus a second-order graph to build per step. With MiniLM on one
+        CPU core (512-step minibatches of CoNLL-2003) a TRPO step took 4.6 s that way and
+        2.4 s this way, the scale ``s^T F s`` read from CG (no product) and CG's vectors
+        updated in place included.
+        """
+        s = self.settings
+        call = _Call(self.policy, lambda: self._dist(mb)[0].logits)
+        names = {id(p): name for name, p in call.named_parameters()}
+        keys = [names[id(p)] for p in params]
+        primals = {k: p.detach() for k, p in zip(keys, params, strict=True)}
+        log_probs = dist.logits
+        row = torch.zeros(len(mb.actions), 1, device=log_probs.device)
+        row[:: s.fisher_subsample] = 1.0 / n_sub
+        weight = dist.probs.detach() * row  # p, and each row's share of the mean
+
+        def fisher_vector(v: torch.Tensor) -> torch.Tensor:
+            parts = torch.split(v, [p.numel() for p in params])
+            # only the math attention kernel (not the fused CPU/flash ones) has forward AD
+            with torch.no_grad(), forward_ad.dual_level(), sdpa_kernel(SDPBackend.MATH):
+                duals = {
+                    k: forward_ad.make_dual(p, t.view_as(p))
+                    for k, t, p in zip(keys, parts, primals.values(), strict=True)
+                }
+                jv = forward_ad.unpack_dual(torch.func.functional_call(call, duals, ())).tangent
+            # masked actions: probability 0 (their log-probability's tangent is finite)
+            u = torch.where(weight > 0, weight * jv, 0.0)
+            fv = flat_grad(log_probs, params, retain_graph=True, grad_outputs=u)
+            return self.dist.mean(fv, n_sub).add_(v, alpha=s.cg_damping)
+
+        return fisher_vector
+
     def _policy_step(self, mb: Minibatch) -> dict[str, float]:
         s = self.settings
         params = self.policy.policy_parameters()
@@ -121,24 +179,15 @@ class TRPO(OnPolicyAlgorithm):
         surrogate = self._surrogate(mb, dist)
         entropy = dist.entropy().mean()
         objective = surrogate + s.ent_coef * entropy
-        sub = slice(None, None, s.fisher_subsample)
         # averaged over ranks, as are the Fisher-vector products and the line search's
         # values below: every rank then solves the same system and takes the same step
-        n, n_sub = len(mb.actions), len(mb.actions[sub])
+        n, n_sub = len(mb.actions), len(mb.actions[:: s.fisher_subsample])
         g = self.dist.mean(flat_grad(objective, params, retain_graph=True), n)
-        old_logits = dist.logits.detach()
-        old_dist = Categorical(logits=old_logits)
-        kl = kl_divergence(
-            Categorical(logits=old_logits[sub]), Categorical(logits=dist.logits[sub])
-        ).mean()
-        grad_kl = flat_grad(kl, params, create_graph=True)
-
-        def fisher_vector(v: torch.Tensor) -> torch.Tensor:
-            fv = self.dist.mean(flat_grad(grad_kl @ v, params, retain_graph=True), n_sub)
-            return fv + s.cg_damping * v
-
+        old_dist = Categorical(logits=dist.logits.detach())
+        fisher_vector = self._fisher_vector_product(mb, dist, params, n_sub)
         direction = conjugate_gradient(fisher_vector, g, max_iter=s.cg_max_steps)
-        shs = (direction @ fisher_vector(direction)).clamp(min=1e-12)
+        # CG from 0 leaves a residual orthogonal to its iterate: s^T F s = s^T g
+        shs = (direction @ g).clamp(min=1e-12)
         full_step = torch.sqrt(2 * s.max_kl / shs) * direction
         base = objective.item()
 
@@ -152,7 +201,6 @@ class TRPO(OnPolicyAlgorithm):
             tried.append(kl)
             return improvement, kl
 
-        before = parameters_to_vector(params).detach()
         fraction = backtracking_line_search(
             params,
             full_step,
@@ -169,18 +217,15 @@ class TRPO(OnPolicyAlgorithm):
             "entropy": entropy.item(),
             "approx_kl": approx_kl,
             "line_search_success": float(fraction > 0),
-            "step_norm": float((parameters_to_vector(params).detach() - before).norm()),
+            "step_norm": fraction * float(full_step.norm()),
         }
 
     def train(self) -> dict[str, float]:
         s, buf = self.settings, self.buffer
         logs: dict[str, list[float]] = {}
-        # Fisher-vector products differentiate twice; only the math attention kernel
-        # (not the fused CPU/flash ones) has a second derivative
-        with sdpa_kernel(SDPBackend.MATH):
-            for mb in self._minibatches(s.batch_size):
-                for k, v in self._policy_step(mb).items():
-                    logs.setdefault(k, []).append(v)
+        for mb in self._minibatches(s.batch_size):
+            for k, v in self._policy_step(mb).items():
+                logs.setdefault(k, []).append(v)
         if s.n_critic_updates:
             with torch.no_grad():  # encoded once: the critic's steps leave the encoder as is
                 batches = [

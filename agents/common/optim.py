@@ -14,15 +14,23 @@ def flat_grad(
     params: Sequence[torch.nn.Parameter],
     retain_graph: bool | None = None,
     create_graph: bool = False,
+    grad_outputs: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Gradient of a scalar ``output`` w.r.t. ``params`` as one flat vector.
 
     ``retain_graph`` defaults to ``create_graph``, as in ``torch.autograd.grad``.
-    Parameters that ``output`` does not depend on contribute zeros, so the vector always
-    lines up with :func:`torch.nn.utils.parameters_to_vector` of the same ``params``.
+    ``grad_outputs``: for a non-scalar ``output``, the vector ``u`` of the
+    vector-Jacobian product ``J^T u``. Parameters that ``output`` does not depend on
+    contribute zeros, so the vector always lines up with
+    :func:`torch.nn.utils.parameters_to_vector` of the same ``params``.
     """
     grads = torch.autograd.grad(
-        output, params, retain_graph=retain_graph, create_graph=create_graph, allow_unused=True
+        output,
+        params,
+        grad_outputs=grad_outputs,
+        retain_graph=retain_graph,
+        create_graph=create_graph,
+        allow_unused=True,
     )
     return torch.cat(
         [
@@ -42,20 +50,27 @@ def conjugate_gradient(
 
     TRPO never forms the Fisher matrix (parameters x parameters); it only needs
     Fisher-vector products, and a few CG iterations give a good enough natural gradient.
+    Started from 0, the residual ``b - A x`` of every iterate is orthogonal to the iterate,
+    so ``x @ A @ x == x @ b``: TRPO's step scale needs no further product.
+
+    The vectors are updated in place: for a policy of tens of millions of parameters each
+    new vector is a large allocation, and CG's vector arithmetic would otherwise cost a
+    good share of a Fisher-vector product.
     """
     x = torch.zeros_like(b)
     r = b.clone()
     p = b.clone()
-    r_dot = r @ r
+    r_dot = float(r @ r)
     for _ in range(max_iter):
         if r_dot <= residual_tol:
             break
         a_p = matvec(p)
-        alpha = r_dot / (p @ a_p)
-        x += alpha * p
-        r -= alpha * a_p
-        new_r_dot = r @ r
-        p = r + (new_r_dot / r_dot) * p
+        alpha = r_dot / float(p @ a_p)
+        x.add_(p, alpha=alpha)
+        r.sub_(a_p, alpha=alpha)
+        del a_p
+        new_r_dot = float(r @ r)
+        p.mul_(new_r_dot / r_dot).add_(r)
         r_dot = new_r_dot
     return x
 
@@ -83,7 +98,7 @@ def backtracking_line_search(
         The accepted step fraction, or 0.0 when no fraction passed; then the parameters
         are restored exactly to their values before the call.
     """
-    old = parameters_to_vector(params).detach().clone()
+    old = parameters_to_vector(params).detach()  # a new tensor (torch.cat), not a view
     fraction = 1.0
     for _ in range(max_backtracks):
         vector_to_parameters(old + fraction * full_step, params)

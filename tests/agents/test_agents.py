@@ -9,6 +9,8 @@ import pytest
 import torch
 from lm_fixtures import save_tiny_gpt2
 from textgym.agents import ALGORITHMS, PPO, REINFORCE, TRPO
+from textgym.agents.common.optim import flat_grad
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import textgym  # noqa: F401
 from textgym.errors import TextgymError
@@ -359,3 +361,25 @@ def test_learning_curve_starts_at_the_untrained_policy(capsys):
     assert "0 steps (untrained): validation accuracy" in capsys.readouterr().out
     model.learn(64, progress_bar=False, reset_num_timesteps=False)  # continuing: no new step 0
     assert [point["timesteps"] for point in model.eval_history] == [0, 64, 128, 192]
+
+
+@pytest.mark.parametrize("env_id", list(SMALL_ENVS))
+def test_trpo_fisher_vector_product_is_the_hessian_of_the_mean_kl(env_id):
+    # the reference: differentiate the KL's gradient a second time (summarization's
+    # action masks give actions of probability 0; every other step with fisher_subsample)
+    model = small_agent(TRPO, env_id, fisher_subsample=2, cg_damping=0.1)
+    model.collect_rollouts()
+    mb = next(iter(model._minibatches(32)))
+    params = model.policy.policy_parameters()
+    v = torch.randn(sum(p.numel() for p in params), generator=torch.Generator().manual_seed(0))
+    dist, _ = model._dist(mb)
+    fisher_vector = model._fisher_vector_product(mb, dist, params, len(mb.actions[::2]))
+    with sdpa_kernel(SDPBackend.MATH):  # the one attention kernel with a second derivative
+        dist, _ = model._dist(mb)
+        old = torch.distributions.Categorical(logits=dist.logits.detach()[::2])
+        kl = torch.distributions.kl_divergence(
+            old, torch.distributions.Categorical(logits=dist.logits[::2])
+        ).mean()
+        grad_kl = flat_grad(kl, params, create_graph=True)
+        expected = flat_grad(grad_kl @ v, params) + 0.1 * v
+    torch.testing.assert_close(fisher_vector(v), expected, rtol=1e-4, atol=1e-6)

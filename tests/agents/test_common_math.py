@@ -56,6 +56,19 @@ def test_conjugate_gradient_solves_spd_system():
     torch.testing.assert_close(x, torch.linalg.solve(a, b))
 
 
+def test_conjugate_gradient_iterates_give_the_step_scale_without_another_product():
+    # TRPO scales its step by x^T A x, which equals x^T b for CG started at 0 (its
+    # residual is orthogonal to the iterate), also before CG has converged
+    g = torch.Generator().manual_seed(1)
+    m = torch.randn(40, 40, generator=g, dtype=torch.float64)
+    a = m @ m.T + 0.1 * torch.eye(40, dtype=torch.float64)
+    b = torch.randn(40, generator=g, dtype=torch.float64)
+    for steps in (1, 2, 3, 5):
+        x = conjugate_gradient(lambda v: a @ v, b, max_iter=steps)
+        assert not torch.allclose(a @ x, b, atol=1e-3)  # not converged
+        torch.testing.assert_close(x @ a @ x, x @ b)
+
+
 def test_flat_grad_matches_parameter_layout_and_fills_unused_with_zeros():
     w = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
     unused = torch.nn.Parameter(torch.ones(3))
