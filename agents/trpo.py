@@ -19,7 +19,8 @@ gradient does not vanish where the policy is wrong.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +44,18 @@ from .common.on_policy import (
     normalize,
 )
 from .common.optim import backtracking_line_search, conjugate_gradient, fit_critic, flat_grad
+
+
+@contextmanager
+def _without_mha_fast_path() -> Iterator[None]:
+    """``nn.MultiheadAttention`` without its fused inference kernel, which it takes when no
+    gradient is recorded and which has no forward-mode derivative."""
+    enabled = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(enabled)
 
 
 class _Call(torch.nn.Module):
@@ -158,8 +171,14 @@ class TRPO(OnPolicyAlgorithm):
 
         def fisher_vector(v: torch.Tensor) -> torch.Tensor:
             parts = torch.split(v, [p.numel() for p in params])
-            # only the math attention kernel (not the fused CPU/flash ones) has forward AD
-            with torch.no_grad(), forward_ad.dual_level(), sdpa_kernel(SDPBackend.MATH):
+            # forward AD has only the math attention kernel (not the fused CPU/flash ones)
+            # and not nn.MultiheadAttention's fused fast path (the summarization decoder's)
+            with (
+                torch.no_grad(),
+                forward_ad.dual_level(),
+                sdpa_kernel(SDPBackend.MATH),
+                _without_mha_fast_path(),
+            ):
                 duals = {
                     k: forward_ad.make_dual(p, t.view_as(p))
                     for k, t, p in zip(keys, parts, primals.values(), strict=True)

@@ -146,6 +146,14 @@ Measured (``--threads 1``, 3-minute budgets, whole CoNLL test split, 2-core CPU,
   per core): **OPW 0: GRPO 0.7460 after 97k words, supervised 0.8188: 0.911x**; OPW 1
   (every member's state alike): 0.6746 vs 0.8167, 0.826x. The surrogate objective
   had 0.69-0.73x in such runs.
+- 2026-12-04, TRPO's Fisher-vector products by forward-mode AD (a step on 512 steps: 2.4 s
+  on one core, was 4.6 s), ``--minutes 4 --agents trpo --skip cls sum --threads 1``, two
+  such runs at once (one per core): at KL 0.01 (the default then) 0.6001 after 10.5k
+  words, supervised 0.8104: 0.740x (was 0.651x); **at KL 0.02 (the default now) 0.6461
+  after 11.4k words, supervised 0.8168: 0.791x**; seed 1 (``--seed 1``) 0.6322 vs 0.8346,
+  0.757x. Also at KL 0.01: 2 CG iterations 0.5855 (14.1k words); at KL 0.02 the Fisher of
+  every step 0.5837 (10.5k); 256-step minibatches 0.6372 at KL 0.02, 0.6000 at 0.01
+  (7.9k). Supervised had 0.000 at each of these word counts.
 - Earlier (6-minute budgets, 41 min): supervised 0.820; PPO 0.506; TRPO 0.264;
   REINFORCE 0.074; bbc-news accuracy PPO 0.971, REINFORCE 0.955, TRPO 0.971; headlines
   ROUGE-L PPO 0.2184 vs lead-8 0.2090.

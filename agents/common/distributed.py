@@ -16,7 +16,7 @@ process. ``batch_size`` is per rank too.
 
 Why a manual gradient all-reduce rather than the ``DistributedDataParallel`` wrapper: the
 agents do not run one ``forward`` + ``backward`` per step. The rollout and the update
-share encodings (the context cache, RLOO's single pass), TRPO differentiates twice and
+share encodings (the context cache, RLOO's single pass), TRPO runs forward-mode passes and
 needs its gradient, its Fisher-vector products and its line-search values averaged over
 ranks, and REINFORCE and RLOO accumulate a gradient over minibatches before one step.
 One function, :meth:`Distributed.all_reduce_grads`, called once between the last
