@@ -19,6 +19,9 @@ Measures, on one device and in one process (memory: one subprocess per side):
     sentences: tuned to learn WNUT-16, and each update pays the optimiser step over all of
     MiniLM for fewer words). Its update reuses the rollout's encoder pass
     (``single_pass``): one encoder forward and backward per sentence, as supervised;
+(e) corpus words/s of TRPO at its NER defaults (groups of 4, three Fisher-vector
+    products per 512-step minibatch) divided by supervised words/s; no target: TRPO
+    learns the most per word and pays for it per word;
 (c) peak memory of PPO training divided by supervised fine-tuning's: on CUDA
     ``torch.cuda.max_memory_allocated``; on CPU the growth of the resident set during
     training (``VmHWM`` after ``VmRSS`` before, peak reset through
@@ -57,6 +60,12 @@ allocations in a window of 4 updates). Three runs, quiet machine (load average a
 corpus words/s, **(d) 0.96-0.98**; at its NER defaults (32 slots) 400-427, 0.62-0.65
 (an Adam step over all of MiniLM per 8 sentences); PPO at its NER defaults (groups of 4, 2
 epochs) 272-284 corpus words/s; (a) 12.5-13.8x, (b) 0.74-0.79, (c) 1.00-1.03.
+
+2026-12-04, with (e) (TRPO's Fisher-vector products now one forward-mode and one backward
+pass each), two runs, quiet machine (load average below 1), ``--threads 1``: supervised
+493 words/s in both; PPO 395-409 env-steps/s, **(b) 0.80-0.83**; RLOO at 72 slots
+457-521 corpus words/s, **(d) 0.93-1.06** (0.63-0.73 at its defaults); (a) 17.9-19.5x;
+(c) 0.97-1.01; TRPO 48-50 corpus words/s, (e) 0.10.
 """
 
 from __future__ import annotations
@@ -71,7 +80,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
-from textgym.agents import PPO, RLOO
+from textgym.agents import PPO, RLOO, TRPO
 from textgym.agents.common.hyperparams import default_hyperparams
 from textgym.agents.common.optim import make_adam
 from textgym.agents.common.supervised import batches, labelled_split, supervised_step
@@ -86,7 +95,7 @@ def env_kwargs(max_tokens: int) -> dict:
     return {"dataset": "conll", "data_dir": str(DATA_DIR.resolve()), "max_tokens": max_tokens}
 
 
-def make_agent(cls: type, args: argparse.Namespace, **overrides) -> PPO | RLOO:
+def make_agent(cls: type, args: argparse.Namespace, **overrides) -> PPO | RLOO | TRPO:
     """``cls`` with its NER defaults and ``overrides``, on CoNLL-2003, no periodic evaluation."""
     hparams = default_hyperparams(ENV_ID, cls.name) | {"eval_freq": 0} | overrides
     return cls(
@@ -255,6 +264,7 @@ def main() -> None:
         )
     )
     ppo_groups_wps = ppo_steps_per_s(make_agent(PPO, args), args.steps * g) / g
+    trpo_wps = ppo_steps_per_s(make_agent(TRPO, args), args.steps * g) / g
     mem_ppo, mem_sup = peak_memory("ppo", args), peak_memory("supervised", args)
 
     a, b, c = cached_sps / naive_sps, cached_sps / sup_wps, mem_ppo / mem_sup
@@ -271,11 +281,14 @@ def main() -> None:
     print(f"{'RLOO, NER defaults (32 slots): corpus words/s':48s} {rloo_default_wps:12.1f}")
     label = f"PPO, NER defaults (groups of {g}): corpus words/s"
     print(f"{label:48s} {ppo_groups_wps:12.1f}")
+    label = f"TRPO, NER defaults (groups of {g}): corpus words/s"
+    print(f"{label:48s} {trpo_wps:12.1f}")
     print(f"{'PPO peak memory, ' + unit:48s} {mem_ppo:12.1f}")
     print(f"{'supervised peak memory, ' + unit:48s} {mem_sup:12.1f}")
     print(f"{'(b) PPO steps/s / supervised words/s':48s} {b:12.2f}  target >= 0.75")
     print(f"{'(d) RLOO corpus words/s / supervised words/s':48s} {d:12.2f}  target >= 0.9")
     print(f"{'    the same at RLOO NER defaults':48s} {d_default:12.2f}")
+    print(f"{'(e) TRPO corpus words/s / supervised words/s':48s} {trpo_wps / sup_wps:12.2f}")
     print(f"{'(c) PPO peak memory / supervised':48s} {c:12.2f}  target <= 1.3")
     print(f"(a) PPO env-steps/s, context cache / encode every step: {a:.1f}x  target >= 8x")
 
