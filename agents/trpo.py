@@ -142,7 +142,7 @@ class TRPO(OnPolicyAlgorithm):
         return self.policy.distribution(logits, mb.action_masks), values
 
     def _fisher_vector_product(
-        self, mb: Minibatch, dist: Categorical, params: list[torch.nn.Parameter], n_sub: int
+        self, mb: Minibatch, dist: Categorical, params: list[torch.nn.Parameter]
     ) -> Callable[[torch.Tensor], torch.Tensor]:
         """``v -> (F + damping I) v`` for the Fisher ``F`` of the policy on every
         ``fisher_subsample``-th step of ``mb``: the Hessian of the mean KL(old || new) at
@@ -162,15 +162,16 @@ class TRPO(OnPolicyAlgorithm):
         s = self.settings
         call = _Call(self.policy, lambda: self._dist(mb)[0].logits)
         names = {id(p): name for name, p in call.named_parameters()}
-        keys = [names[id(p)] for p in params]
-        primals = {k: p.detach() for k, p in zip(keys, params, strict=True)}
+        primals = {names[id(p)]: p.detach() for p in params}
+        sizes = [p.numel() for p in params]
         log_probs = dist.logits
+        n_sub = len(mb.actions[:: s.fisher_subsample])
         row = torch.zeros(len(mb.actions), 1, device=log_probs.device)
         row[:: s.fisher_subsample] = 1.0 / n_sub
         weight = dist.probs.detach() * row  # p, and each row's share of the mean
 
         def fisher_vector(v: torch.Tensor) -> torch.Tensor:
-            parts = torch.split(v, [p.numel() for p in params])
+            parts = torch.split(v, sizes)
             # forward AD has only the math attention kernel (not the fused CPU/flash ones)
             # and not nn.MultiheadAttention's fused fast path (the summarization decoder's)
             with (
@@ -181,7 +182,7 @@ class TRPO(OnPolicyAlgorithm):
             ):
                 duals = {
                     k: forward_ad.make_dual(p, t.view_as(p))
-                    for k, t, p in zip(keys, parts, primals.values(), strict=True)
+                    for (k, p), t in zip(primals.items(), parts, strict=True)
                 }
                 jv = forward_ad.unpack_dual(torch.func.functional_call(call, duals, ())).tangent
             # masked actions: probability 0 (their log-probability's tangent is finite)
@@ -200,10 +201,10 @@ class TRPO(OnPolicyAlgorithm):
         objective = surrogate + s.ent_coef * entropy
         # averaged over ranks, as are the Fisher-vector products and the line search's
         # values below: every rank then solves the same system and takes the same step
-        n, n_sub = len(mb.actions), len(mb.actions[:: s.fisher_subsample])
+        n = len(mb.actions)
         g = self.dist.mean(flat_grad(objective, params, retain_graph=True), n)
         old_dist = Categorical(logits=dist.logits.detach())
-        fisher_vector = self._fisher_vector_product(mb, dist, params, n_sub)
+        fisher_vector = self._fisher_vector_product(mb, dist, params)
         direction = conjugate_gradient(fisher_vector, g, max_iter=s.cg_max_steps)
         # CG from 0 leaves a residual orthogonal to its iterate: s^T F s = s^T g
         shs = (direction @ g).clamp(min=1e-12)

@@ -309,14 +309,14 @@ def state_weights(
     return np.where(valid, w, 0.0).astype(np.float32)
 
 
-#: The objectives of PPO and TRPO (``objective``): the advantages' surrogate, or the
-#: log-likelihood of what each group observed (:func:`observed_reward_nll`).
 def state_weighted_mean(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """The mean of ``x`` over a minibatch's states, each weighted by its
     :func:`state_weights` weight (0 when every weight is 0)."""
     return (weight * x).sum() / weight.sum().clamp(min=1e-6)
 
 
+#: The objectives of PPO and TRPO (``objective``): the advantages' surrogate, or the
+#: log-likelihood of what each group observed (:func:`observed_reward_nll`).
 OBJECTIVES = ("surrogate", "loglik")
 
 

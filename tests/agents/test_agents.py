@@ -379,7 +379,7 @@ def test_trpo_fisher_vector_product_is_the_hessian_of_the_mean_kl(env_id):
     params = model.policy.policy_parameters()
     v = torch.randn(sum(p.numel() for p in params), generator=torch.Generator().manual_seed(0))
     dist, _ = model._dist(mb)
-    fisher_vector = model._fisher_vector_product(mb, dist, params, len(mb.actions[::2]))
+    fisher_vector = model._fisher_vector_product(mb, dist, params)
     with sdpa_kernel(SDPBackend.MATH):  # the one attention kernel with a second derivative
         dist, _ = model._dist(mb)
         old = torch.distributions.Categorical(logits=dist.logits.detach()[::2])
