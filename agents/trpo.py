@@ -173,7 +173,7 @@ class TRPO(OnPolicyAlgorithm):
         def fisher_vector(v: torch.Tensor) -> torch.Tensor:
             parts = torch.split(v, sizes)
             # forward AD has only the math attention kernel (not the fused CPU/flash ones)
-            # and not nn.MultiheadAttention's fused fast path (the summarization decoder's)
+            # and not nn.MultiheadAttention's fused fast path (for policies that use it)
             with (
                 torch.no_grad(),
                 forward_ad.dual_level(),

@@ -370,6 +370,46 @@ class PointerGeneratorPolicy(ActorCritic):
         emitted = ((src_ids[:, :, None] == summary[:, None, :]) & written[:, None, :]).any(-1)
         return torch.stack([*feats, emitted], -1).float()
 
+    def decode_next(
+        self, x: torch.Tensor, n: torch.Tensor, src: torch.Tensor, src_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """``self.decoder``'s output at position ``n`` of each row, ``(B, H)``.
+
+        The same function as ``self.decoder(x, src, tgt_mask=causal, ...)[rows, n]`` (the
+        layer is post-norm, without dropout), computed for that one position: the query at
+        ``n`` attends to positions ``0..n``, and the cross-attention never projects the
+        source. Its key projection moves to the query's side (``q . (W_k m + b_k) =
+        (W_k^T q) . m + const``, the constant cancelling in the softmax) and its value
+        projection after the weighted sum (the weights sum to 1). The full layer projected
+        every source state of every step's row, ``(B, S', H) x (H, 2H)``; that was most of
+        a summarization step's forward and backward time.
+        """
+        d = self.decoder
+        b, length, h = x.shape
+        heads = d.self_attn.num_heads
+        hd = h // heads
+        x_n = x[torch.arange(b, device=x.device), n]  # (B, H)
+        # causal self-attention of the one query at n
+        w, bias = d.self_attn.in_proj_weight, d.self_attn.in_proj_bias
+        q = nn.functional.linear(x_n, w[:h], bias[:h]).view(b, heads, 1, hd)
+        kv = nn.functional.linear(x, w[h:], bias[h:]).view(b, length, 2, heads, hd)
+        seen = torch.arange(length, device=x.device)[None] <= n[:, None]  # (B, T+1)
+        att = nn.functional.scaled_dot_product_attention(
+            q, kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2), seen[:, None, None]
+        )
+        y = d.norm1(x_n + d.self_attn.out_proj(att.reshape(b, h)))
+        # cross-attention to the source states
+        w, bias = d.multihead_attn.in_proj_weight, d.multihead_attn.in_proj_bias
+        q = nn.functional.linear(y, w[:h], bias[:h]).view(b, heads, hd) / math.sqrt(hd)
+        q = torch.einsum("bnd,ndh->bnh", q, w[h : 2 * h].view(heads, hd, h))  # W_k^T q
+        scores = torch.einsum("bnh,bsh->bns", q, src)
+        weights = torch.softmax(scores.masked_fill(~src_mask[:, None], -math.inf), -1)
+        mixed = torch.einsum("bns,bsh->bnh", weights, src)  # (B, heads, H)
+        values = torch.einsum("bnh,ndh->bnd", mixed, w[2 * h :].view(heads, hd, h))
+        values = values + bias[2 * h :].view(heads, hd)
+        z = d.norm2(y + d.multihead_attn.out_proj(values.reshape(b, h)))
+        return d.norm3(z + d.linear2(d.activation(d.linear1(z))))
+
     def heads(self, hidden, contexts, ctx_index, obs):
         length = hidden.shape[1]
         src = hidden[ctx_index]  # (B, S', H)
@@ -381,15 +421,14 @@ class PointerGeneratorPolicy(ActorCritic):
         tokens = self.encoder.get_input_embeddings()(summary)  # (B, T, H)
         x = torch.cat([self.start.expand(b, 1, -1), tokens], 1)  # (B, T+1, H)
         x = x + self.positions.weight[: t + 1]
-        causal = torch.triu(torch.ones(t + 1, t + 1, dtype=torch.bool, device=x.device), 1)
-        future = torch.arange(t + 1, device=x.device)[None] > n[:, None]  # (B, T+1)
-        y = self.decoder(
-            x, src, tgt_mask=causal, tgt_key_padding_mask=future, memory_key_padding_mask=~src_mask
-        )
-        q = y[torch.arange(b, device=y.device), n]  # (B, H) state at the next position
+        q = self.decode_next(x, n, src, src_mask)  # (B, H) state at the next position
         stop, values = self.trunk(q)  # (B, 1), (B,)
         stop = stop + self.length_weight * n[:, None]
-        scores = torch.einsum("bh,bsh->bs", self.query(q), self.key(src)) / math.sqrt(self.hidden)
+        # query . key(src), with the key's weight moved to the query's side: no (B, S', H)
+        # projection of the source per step
+        query = self.query(q)
+        scores = torch.einsum("bh,bsh->bs", query @ self.key.weight, src)
+        scores = (scores + (query @ self.key.bias)[:, None]) / math.sqrt(self.hidden)
         scores = (
             scores
             + self.position_bias[:length]

@@ -363,17 +363,35 @@ def test_learning_curve_starts_at_the_untrained_policy(capsys):
     assert [point["timesteps"] for point in model.eval_history] == [0, 64, 128, 192]
 
 
-@pytest.mark.parametrize("env_id", list(SMALL_ENVS))
+def _full_decoder_layer(policy):
+    """The pointer policy's decoder step as the whole nn.TransformerDecoderLayer: a policy
+    built on nn.MultiheadAttention, as a third-party one may be."""
+
+    def decode_next(x, n, src, src_mask):
+        causal = torch.triu(torch.ones(x.shape[1], x.shape[1], dtype=torch.bool), 1)
+        future = torch.arange(x.shape[1])[None] > n[:, None]
+        y = policy.decoder(
+            x, src, tgt_mask=causal, tgt_key_padding_mask=future, memory_key_padding_mask=~src_mask
+        )
+        return y[torch.arange(len(n)), n]
+
+    return decode_next
+
+
+@pytest.mark.parametrize("env_id", [*SMALL_ENVS, "TextSummarization-v0 (nn.MultiheadAttention)"])
 def test_trpo_fisher_vector_product_is_the_hessian_of_the_mean_kl(env_id):
     # the reference: differentiate the KL's gradient a second time (summarization's
     # action masks give actions of probability 0; every other step with fisher_subsample)
-    model = small_agent(TRPO, env_id, fisher_subsample=2, cg_damping=0.1)
-    if env_id == "TextSummarization-v0":
-        # an even head count, as MiniLM's decoder has (6): nn.MultiheadAttention then takes
-        # its fused fast path where no gradient is recorded, which forward AD lacks
+    model = small_agent(TRPO, env_id.split()[0], fisher_subsample=2, cg_damping=0.1)
+    if env_id.startswith("TextSummarization-v0"):
+        # an even head count, as MiniLM's decoder has (6)
         model.policy.decoder = torch.nn.TransformerDecoderLayer(
             64, 2, dim_feedforward=128, dropout=0.0, batch_first=True
         ).eval()
+    if env_id.endswith("(nn.MultiheadAttention)"):
+        # nn.MultiheadAttention takes its fused fast path where no gradient is recorded,
+        # which forward AD lacks: TRPO turns the fast path off for its products
+        model.policy.decode_next = _full_decoder_layer(model.policy)
     model.collect_rollouts()
     mb = next(iter(model._minibatches(32)))
     params = model.policy.policy_parameters()

@@ -178,6 +178,39 @@ def test_pointer_copy_features_mark_span_continuations_and_repeats():
     assert nothing_yet.sum() == 0
 
 
+@pytest.mark.parametrize("heads", [1, 2])
+def test_pointer_decoder_step_equals_the_full_decoder_layer_at_the_next_position(heads):
+    """decode_next computes nn.TransformerDecoderLayer's output at position n alone, without
+    projecting the source: the same function, and the same gradients."""
+    torch.manual_seed(0)
+    policy = make_policy("tiny", INFO | {"task": "summarization", "n_actions": VOCAB})
+    h = policy.hidden
+    policy.decoder = torch.nn.TransformerDecoderLayer(
+        h, heads, dim_feedforward=2 * h, dropout=0.0, batch_first=True
+    )
+    for p in policy.decoder.parameters():  # biases too: none may be silently dropped
+        torch.nn.init.normal_(p, std=0.3)
+    b, s = 5, 9
+    x = torch.randn(b, T + 1, h)
+    src = torch.randn(b, s, h)
+    src_mask = torch.arange(s)[None] < torch.tensor([9, 4, 1, 7, 9])[:, None]
+    n = torch.tensor([0, 3, T, 1, 5])
+    causal = torch.triu(torch.ones(T + 1, T + 1, dtype=torch.bool), 1)
+    future = torch.arange(T + 1)[None] > n[:, None]
+    full = policy.decoder(
+        x, src, tgt_mask=causal, tgt_key_padding_mask=future, memory_key_padding_mask=~src_mask
+    )[torch.arange(b), n]
+    fast = policy.decode_next(x, n, src, src_mask)
+    torch.testing.assert_close(fast, full, atol=1e-5, rtol=1e-4)
+    weights = torch.randn(b, h)
+    grads = [
+        torch.autograd.grad((y * weights).sum(), list(policy.decoder.parameters()))
+        for y in (full, fast)
+    ]
+    for g_full, g_fast in zip(*grads, strict=True):
+        torch.testing.assert_close(g_fast, g_full, atol=1e-4, rtol=1e-4)
+
+
 def test_pointer_generator_starts_as_lead_and_learns_from_zero_without_the_prior():
     torch.manual_seed(0)
     info = INFO | {"task": "summarization", "n_actions": VOCAB}
