@@ -94,7 +94,10 @@ class TRPOSettings(OnPolicySettings):
     """Passes of critic regression over each rollout."""
     fisher_subsample: int = 1
     """Estimate the Fisher from every k-th step of the minibatch (1: all). It saves no
-    time: each product runs the encoder over all of the minibatch's contexts."""
+    time: each product runs the encoder over all of the minibatch's contexts (a
+    subsample of whole sentences would, but learnt less: CoNLL-2003 test F1 after 4 min
+    at the NER defaults, every other sentence's Fisher 0.502 and 0.467 for seeds 0 and
+    1, against 0.646 and 0.632 from every other step)."""
     objective: str = "surrogate"
     """``"surrogate"``: the importance-weighted advantages. ``"loglik"``: on group
     rollouts with deterministic per-step 0/1 rewards that are 1 for exactly one action,
@@ -169,6 +172,7 @@ class TRPO(OnPolicyAlgorithm):
         row = torch.zeros(len(mb.actions), 1, device=log_probs.device)
         row[:: s.fisher_subsample] = 1.0 / n_sub
         weight = dist.probs.detach() * row  # p, and each row's share of the mean
+        out = torch.empty(sum(sizes), device=log_probs.device)  # every product's J^T u
 
         def fisher_vector(v: torch.Tensor) -> torch.Tensor:
             parts = torch.split(v, sizes)
@@ -187,7 +191,7 @@ class TRPO(OnPolicyAlgorithm):
                 jv = forward_ad.unpack_dual(torch.func.functional_call(call, duals, ())).tangent
             # masked actions: probability 0 (their log-probability's tangent is finite)
             u = torch.where(weight > 0, weight * jv, 0.0)
-            fv = flat_grad(log_probs, params, retain_graph=True, grad_outputs=u)
+            fv = flat_grad(log_probs, params, retain_graph=True, grad_outputs=u, out=out)
             return self.dist.mean(fv, n_sub).add_(v, alpha=s.cg_damping)
 
         return fisher_vector

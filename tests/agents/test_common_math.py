@@ -94,6 +94,21 @@ def test_line_search_rejects_step_that_breaks_kl_bound():
     torch.testing.assert_close(theta, torch.tensor([0.25, 0.0]))
 
 
+def test_line_search_step_is_old_plus_fraction_times_step_bit_for_bit():
+    # the in-place update rounds as the flat `old + fraction * step` did (published
+    # TRPO runs stay reproducible); the parameters keep their own storage
+    gen = torch.Generator().manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(300, 7, generator=gen)) for _ in range(2)]
+    storage = [p.data_ptr() for p in params]
+    old = torch.cat([p.detach().reshape(-1) for p in params])
+    step = torch.randn(len(old), generator=gen)
+    tries = iter([(-1.0, 0.0), (1.0, 1.0), (1.0, 0.0)])  # worse, too far, accepted
+    frac = backtracking_line_search(params, step, lambda: next(tries), max_kl=0.1)
+    assert frac == 0.8 * 0.8
+    assert torch.equal(torch.cat([p.detach().reshape(-1) for p in params]), old + frac * step)
+    assert [p.data_ptr() for p in params] == storage
+
+
 def test_line_search_restores_parameters_when_nothing_passes():
     frac, theta = _line_search(lambda t: 1.0)
     assert frac == 0.0
