@@ -101,21 +101,21 @@ def backtracking_line_search(
         are restored exactly to their values before the call.
 
     Each try writes ``old + fraction * step`` into the parameters in place, rounded as
-    the two operations it names (not fused): building the flat vector and copying it out
-    (``vector_to_parameters``) allocated two vectors of every parameter per try, a
-    quarter of a MiniLM TRPO step on one CPU core.
+    the two operations it names (not fused), so the parameters keep their own storage
+    (``vector_to_parameters`` made them views of a new vector on every try). On one CPU
+    core a MiniLM TRPO step takes as long either way (0.93-1.03x in three A/B runs).
     """
     params = list(params)
     sizes = [p.numel() for p in params]
     with torch.no_grad():
         old = [p.detach().clone() for p in params]
         scaled = torch.empty_like(full_step)
-        pieces = list(zip(params, old, full_step.split(sizes), scaled.split(sizes), strict=True))
+        pieces = list(zip(params, old, scaled.split(sizes), strict=True))
         fraction = 1.0
         for _ in range(max_backtracks):
-            for p, p_old, step, step_scaled in pieces:
-                torch.mul(step, fraction, out=step_scaled)
-                torch.add(p_old, step_scaled.view_as(p), out=p)
+            torch.mul(full_step, fraction, out=scaled)
+            for p, p_old, step in pieces:
+                torch.add(p_old, step.view_as(p), out=p)
             improvement, kl = evaluate()
             if kl <= max_kl and improvement > 0:
                 return fraction
